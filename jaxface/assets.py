@@ -1,0 +1,33 @@
+"""External assets: every file jaxface does not generate is loaded from a path the user gives.
+
+Nothing is ever downloaded at run time. A missing or malformed asset raises :class:`AssetError`
+whose message names the file, what was expected and where a user obtains it.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Where each external asset comes from, quoted in error messages (SPEC section 8).
+SOURCES = {
+    "flame": "FLAME 2020 `generic_model.pkl` from https://flame.is.tue.mpg.de (free registration "
+    "and licence); or run `jaxface flame-asset --out head.npz` for the embedded synthetic head",
+    "landmark_embedding": "DECA's `landmark_embedding.npy` (DECA's data download, "
+    "github.com/YadiraF/DECA, `fetch_data.sh`)",
+    "uv_template": "DECA's `head_template.obj` (FLAME's UV layout: 5023 v, 5118 vt, 9976 f; "
+    "DECA's data download)",
+    "albedo": "`FLAME_albedo_from_BFM.npz`, made from BFM 2017 with the BFM_to_FLAME converter "
+    "(github.com/TimoBolkart/BFM_to_FLAME); or the albedo stored in `jaxface flame-asset`'s npz",
+}
+
+
+class AssetError(ValueError):
+    """An external asset is missing, unreadable or not in the expected format."""
+
+
+def require_file(path: str | os.PathLike, kind: str) -> str:
+    """Returns ``path`` as a string if it is a readable file, else raises :class:`AssetError`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AssetError(f"{kind} file not found: {path!r}. Get it from: {SOURCES[kind]}.")
+    return path

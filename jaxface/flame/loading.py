@@ -1,0 +1,166 @@
+"""Loading FLAME-format models: the real FLAME pickle (+ DECA's landmark embedding and UV
+template) or jaxface's own ``.npz``; and writing the ``.npz``."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+
+import numpy as np
+
+from jaxface.assets import SOURCES, AssetError, require_file
+from jaxface.flame.model import FlameModel, model_from_arrays
+from jaxface.flame.pickle_compat import load_object_npy, load_pickle
+
+# FLAME 2020/2023 pickles hold 300 identity then 100 expression components in `shapedirs`.
+FLAME_N_SHAPE_TOTAL = 300
+FLAME_N_EXPRESSION_TOTAL = 100
+_PICKLE_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table",
+                "f")
+_EMBEDDING_KEYS = {  # DECA's key -> (FlameModel field, shape)
+    "static_lmk_faces_idx": ("static_lmk_faces", (51,)),
+    "static_lmk_bary_coords": ("static_lmk_bary", (51, 3)),
+    "dynamic_lmk_faces_idx": ("dynamic_lmk_faces", (79, 17)),
+    "dynamic_lmk_bary_coords": ("dynamic_lmk_bary", (79, 17, 3)),
+    "full_lmk_faces_idx": ("full_lmk_faces", (68,)),
+    "full_lmk_bary_coords": ("full_lmk_bary", (68, 3)),
+}
+
+
+def load_flame(path: str | os.PathLike, landmark_embedding: str | os.PathLike | None = None,
+               n_shape: int = 100, n_expression: int = 50,
+               uv_template: str | os.PathLike | None = None) -> FlameModel:
+    """Loads a FLAME model.
+
+    Args:
+      path: FLAME's ``generic_model.pkl`` (chumpy pickle, read without chumpy) or a jaxface
+        ``.npz`` (``jaxface flame-asset``).
+      landmark_embedding: DECA's ``landmark_embedding.npy`` (read without torch). Required with a
+        pickle; with an ``.npz`` it replaces the embedding stored in the file.
+      n_shape, n_expression: how many identity / expression components to keep.
+      uv_template: an OBJ with FLAME's UV layout (DECA's ``head_template.obj``). Required with a
+        pickle, which has no UVs; with an ``.npz`` it replaces the stored UVs.
+
+    Raises:
+      AssetError: a file is missing, truncated, or has a missing key or a wrongly shaped array
+        (the message names the file, the key and the expected shape).
+    """
+    path = require_file(path, "flame")
+    if str(path).endswith(".npz"):
+        arrays = _read_npz(path)
+        n_shape_total = arrays["shapedirs"].shape[-1]
+        n_expr_total = arrays["exprdirs"].shape[-1]
+    else:
+        arrays = _read_flame_pickle(path)
+        n_shape_total, n_expr_total = FLAME_N_SHAPE_TOTAL, FLAME_N_EXPRESSION_TOTAL
+        for arg, kind in ((landmark_embedding, "landmark_embedding"), (uv_template, "uv_template")):
+            if arg is None:
+                raise AssetError(f"{path}: a FLAME pickle has no {kind.replace('_', ' ')}; pass "
+                                 f"{kind}=... (get it from: {SOURCES[kind]})")
+    if not 0 < n_shape <= n_shape_total or not 0 < n_expression <= n_expr_total:
+        raise AssetError(f"{path}: asked for {n_shape} shape / {n_expression} expression "
+                         f"components, the file has {n_shape_total} / {n_expr_total}")
+    arrays["shapedirs"] = arrays["shapedirs"][..., :n_shape]
+    arrays["exprdirs"] = arrays["exprdirs"][..., :n_expression]
+    if landmark_embedding is not None:
+        arrays.update(load_landmark_embedding(landmark_embedding))
+    if uv_template is not None:
+        arrays["uvs"], arrays["uv_faces"] = load_obj_uvs(uv_template)
+    return model_from_arrays(arrays, source=str(path))
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise AssetError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from e
+
+
+def _read_flame_pickle(path: str) -> dict[str, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            raw = load_pickle(f)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError) as e:
+        raise AssetError(f"{path}: not a readable FLAME pickle (truncated or corrupt?): "
+                         f"{type(e).__name__}: {e}") from e
+    if not isinstance(raw, dict):
+        raise AssetError(f"{path}: expected a pickled dict, found {type(raw).__name__}")
+    missing = [k for k in _PICKLE_KEYS if k not in raw]
+    if missing:
+        raise AssetError(f"{path}: missing key(s) {missing}; FLAME pickles hold {_PICKLE_KEYS}")
+    shapedirs = np.asarray(raw["shapedirs"])
+    n_total = FLAME_N_SHAPE_TOTAL + FLAME_N_EXPRESSION_TOTAL
+    if shapedirs.ndim != 3 or shapedirs.shape[1:] != (3, n_total):
+        raise AssetError(f"{path}: key 'shapedirs' has shape {shapedirs.shape}, expected "
+                         f"(V, 3, {n_total}) = {FLAME_N_SHAPE_TOTAL} shape + "
+                         f"{FLAME_N_EXPRESSION_TOTAL} expression components")
+    kintree = np.asarray(raw["kintree_table"]).astype(np.int64)
+    if kintree.ndim != 2 or kintree.shape[0] != 2:
+        raise AssetError(f"{path}: key 'kintree_table' has shape {kintree.shape}, expected (2, J)")
+    column_of_id = {int(i): c for c, i in enumerate(kintree[1])}
+    parents = [-1] + [column_of_id.get(int(p), -2) for p in kintree[0, 1:]]
+    return {
+        "v_template": np.asarray(raw["v_template"]),
+        "shapedirs": shapedirs[..., :FLAME_N_SHAPE_TOTAL],
+        "exprdirs": shapedirs[..., FLAME_N_SHAPE_TOTAL:],
+        "posedirs": np.asarray(raw["posedirs"]),
+        "j_regressor": np.asarray(raw["J_regressor"]),
+        "lbs_weights": np.asarray(raw["weights"]),
+        "faces": np.asarray(raw["f"]).astype(np.int64),
+        "parents": np.asarray(parents),
+    }
+
+
+def load_landmark_embedding(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads DECA's ``landmark_embedding.npy`` (a pickled dict of arrays and torch tensors;
+    torch is not needed) -> the six landmark fields of :class:`FlameModel`."""
+    path = require_file(path, "landmark_embedding")
+    try:
+        with open(path, "rb") as f:
+            raw = load_object_npy(f)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            ImportError, IndexError, KeyError) as e:
+        raise AssetError(f"{path}: not a readable landmark embedding (truncated or corrupt?): "
+                         f"{type(e).__name__}: {e}") from e
+    if not isinstance(raw, dict):
+        raise AssetError(f"{path}: expected a dict, found {type(raw).__name__}")
+    out = {}
+    for key, (field, shape) in _EMBEDDING_KEYS.items():
+        if key not in raw:
+            raise AssetError(f"{path}: missing key {key!r}; expected {list(_EMBEDDING_KEYS)}")
+        value = np.asarray(raw[key])
+        if value.size != int(np.prod(shape)):
+            raise AssetError(f"{path}: key {key!r} has shape {value.shape}, expected {shape}")
+        out[field] = value.reshape(shape)  # DECA stores some of them with a leading 1
+    return out
+
+
+def load_obj_uvs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Texture coordinates ``vt`` (T, 2) and per-face UV indices (F, 3) of a triangle OBJ."""
+    path = require_file(path, "uv_template")
+    uvs, uv_faces = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.startswith("vt "):
+                uvs.append([float(t) for t in line.split()[1:3]])
+            elif line.startswith("f "):
+                corners = line.split()[1:]
+                if len(corners) != 3 or any(c.count("/") < 1 for c in corners):
+                    raise AssetError(f"{path}: faces must be triangles with UV indices (v/vt)")
+                uv_faces.append([int(c.split("/")[1]) - 1 for c in corners])
+    if not uvs or not uv_faces:
+        raise AssetError(f"{path}: no 'vt' texture coordinates or no faces found")
+    return np.asarray(uvs, np.float32), np.asarray(uv_faces, np.int64)
+
+
+def save_flame_npz(path: str | os.PathLike, model: FlameModel,
+                   extra: dict[str, np.ndarray] | None = None) -> None:
+    """Writes ``model`` (and ``extra`` arrays, e.g. an albedo model) as a jaxface ``.npz``,
+    atomically: a killed write never leaves a half-written file under ``path``."""
+    path = os.fspath(path)
+    tmp = path + ".partial.npz"
+    np.savez(tmp, **model.arrays(), **(extra or {}))
+    os.replace(tmp, path)

@@ -1,0 +1,38 @@
+"""Shared fixtures: the synthetic head (built once), fresh random generators, float64 mode."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import jax
+import numpy as np
+import pytest
+
+from jaxface import flame
+
+
+@pytest.fixture(scope="session")
+def model() -> flame.FlameModel:
+    return flame.synthetic_flame()
+
+
+@pytest.fixture(scope="session")
+def head_arrays() -> dict[str, np.ndarray]:
+    return flame.synthetic_head_arrays(0)
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """A generator with a fresh seed each run (set JAXFACE_TEST_SEED to replay one); the seed
+    is printed, so a failure's captured output names it."""
+    seed = int(os.environ.get("JAXFACE_TEST_SEED", secrets.randbits(32)))
+    print(f"{request.node.nodeid}: JAXFACE_TEST_SEED={seed}")
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture
+def x64():
+    """Runs the test with float64 enabled in JAX."""
+    with jax.enable_x64(True):
+        yield

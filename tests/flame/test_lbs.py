@@ -1,0 +1,102 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxface import flame
+from tests.flame import flame_reference as ref
+
+_forward = jax.jit(flame.forward)
+
+
+def _run(model, shape, expression, pose):
+    return _forward(model, jnp.asarray(shape), jnp.asarray(expression), jnp.asarray(pose))
+
+
+def test_forward_matches_numpy_reference_float64(model, rng, x64):
+    m64 = flame.with_dtype(model, jnp.float64)
+    shape, expression, pose = ref.random_params(rng, 100, 50, batch=4)
+    out = _run(m64, shape, expression, pose)
+    assert out.vertices.dtype == jnp.float64
+    verts, joints = ref.forward(model.arrays(), shape, expression, pose)
+    np.testing.assert_allclose(np.asarray(out.vertices), verts, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(out.joints), joints, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(out.landmarks3d),
+                               ref.landmarks(model.arrays(), verts, pose), atol=1e-12)
+
+
+def test_forward_float32_close_to_reference(model, rng):
+    shape, expression, pose = ref.random_params(rng, 100, 50, batch=3)
+    out = _run(model, shape.astype(np.float32), expression.astype(np.float32),
+               pose.astype(np.float32))
+    assert out.vertices.dtype == jnp.float32
+    verts, _ = ref.forward(model.arrays(), shape, expression, pose)
+    np.testing.assert_allclose(np.asarray(out.vertices), verts, atol=2e-6)
+
+
+def test_fewer_coefficients_mean_trailing_zeros(model, rng, x64):
+    m64 = flame.with_dtype(model, jnp.float64)
+    shape, expression, pose = ref.random_params(rng, 10, 5, batch=2)
+    short = _run(m64, shape, expression, pose).vertices
+    padded = _run(m64, np.pad(shape, ((0, 0), (0, 90))), np.pad(expression, ((0, 0), (0, 45))),
+                  pose).vertices
+    np.testing.assert_allclose(np.asarray(short), np.asarray(padded), atol=1e-14)
+
+
+def test_bad_argument_shapes_are_reported(model):
+    with pytest.raises(ValueError, match="pose must be"):
+        flame.forward(model, jnp.zeros((1, 100)), jnp.zeros((1, 50)), jnp.zeros((1, 12)))
+    with pytest.raises(ValueError, match="coefficients"):
+        flame.forward(model, jnp.zeros((1, 101)), jnp.zeros((1, 50)), jnp.zeros((1, 15)))
+
+
+@pytest.mark.parametrize("group", ["shape", "expression", "pose"])
+def test_forward_gradient_matches_finite_differences(model, rng, x64, group):
+    m64 = flame.with_dtype(model, jnp.float64)
+    params = dict(zip(("shape", "expression", "pose"),
+                      ref.random_params(rng, 100, 50, batch=2, pose_scale=0.2), strict=True))
+    w_verts = jnp.asarray(rng.normal(size=(2, model.n_vertices, 3)))
+    w_lmk = jnp.asarray(rng.normal(size=(2, 68, 3)))
+    w_joints = jnp.asarray(rng.normal(size=(2, 5, 3)))
+
+    def loss(x):
+        p = {**{k: jnp.asarray(v) for k, v in params.items()}, group: x}
+        out = flame.forward(m64, p["shape"], p["expression"], p["pose"])
+        return (jnp.sum(out.vertices * w_verts) + jnp.sum(out.landmarks3d * w_lmk)
+                + jnp.sum(out.joints * w_joints))
+
+    x0 = jnp.asarray(params[group])
+    grad = np.asarray(jax.jit(jax.grad(loss))(x0))
+    for _ in range(3):  # directional derivatives along random directions
+        d = rng.normal(size=x0.shape)
+        eps = 1e-6
+        fd = (loss(x0 + eps * d) - loss(x0 - eps * d)) / (2 * eps)
+        np.testing.assert_allclose(np.sum(grad * d), float(fd), rtol=1e-6)
+
+
+def test_jit_vmap_and_jit_grad(model, rng):
+    shape, expression, pose = (jnp.asarray(a, jnp.float32)
+                               for a in ref.random_params(rng, 100, 50, batch=6))
+
+    def one(s, e, p):
+        return flame.forward(model, s[None], e[None], p[None]).vertices[0]
+
+    batched = jax.jit(jax.vmap(one))(shape, expression, pose)
+    direct = flame.forward(model, shape, expression, pose).vertices
+    np.testing.assert_allclose(np.asarray(batched), np.asarray(direct), atol=1e-6)
+
+    @jax.jit
+    def loss(m, s, e, p):
+        return jnp.mean(flame.forward(m, s, e, p).vertices ** 2)
+
+    grads = jax.grad(loss, argnums=(1, 2, 3))(model, shape, expression, pose)
+    assert all(np.all(np.isfinite(np.asarray(g))) and np.any(np.asarray(g) != 0) for g in grads)
+
+
+def test_gradient_is_finite_at_zero_pose(model):
+    def loss(p):
+        return jnp.sum(flame.forward(model, jnp.zeros((1, 100)), jnp.zeros((1, 50)), p)
+                       .vertices)
+
+    g = np.asarray(jax.jit(jax.grad(loss))(jnp.zeros((1, 15))))
+    assert np.all(np.isfinite(g)) and np.any(g != 0)
