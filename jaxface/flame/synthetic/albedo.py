@@ -41,7 +41,7 @@ def synthetic_albedo(rng: np.random.Generator, resolution: int = 256,
     """Returns (mean (H, W, 3) RGB in [0, 1], basis (H, W, 3, K))."""
     u, v = texel_uv(resolution)
     head = v >= 0.1
-    t = 1.0 - (v - 0.1) / 0.9
+    t = 1.0 - (v - 0.1) / 0.89  # inverse of topology.head_v
     p, _ = head_points(theta_of_t(np.clip(t, 0, 1)), phi_of_u(2 * np.pi * u - np.pi))
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
     ax = np.abs(x)

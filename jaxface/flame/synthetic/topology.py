@@ -44,8 +44,9 @@ class HeadLayout:
 
 
 def head_v(one_minus_t):
-    """Texture v of the head's rings: the head takes v in [0.1, 1], the eyes the strip below."""
-    return 0.1 + 0.9 * one_minus_t
+    """Texture v of the head's rings: the rings take v in [0.1, 0.99] (the top pole's fan
+    reaches v = 1), the eyes the strip below v = 0.1."""
+    return 0.1 + 0.89 * one_minus_t
 
 
 def _density_warp(u: np.ndarray, lo: float, hi: float, centre: float, width: float,
