@@ -24,7 +24,9 @@ def contour_bin(rot_neck_chain_BxKx3x3: jax.Array) -> jax.Array:
 
     ``rot_neck_chain[:, 0]`` is the neck, then its parent, up to the root. The head's rotation is
     root @ ... @ neck; its yaw in whole degrees, clamped to +-39, is stored DECA's way: bins
-    0..39 hold yaw 0..39 and bins 40..78 hold yaw -1..-39 (bin = 39 - yaw).
+    0..39 hold yaw 0..39 and bins 40..78 hold yaw -1..-39 (bin = 39 - yaw). smplx's FLAME
+    layer bins -yaw instead, so its ``flame_dynamic_embedding.npy`` is stored in the mirrored
+    order; DECA's ``landmark_embedding.npy`` matches this function.
     """
     head = rot_neck_chain_BxKx3x3[:, 0]
     for k in range(1, rot_neck_chain_BxKx3x3.shape[1]):

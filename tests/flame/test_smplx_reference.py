@@ -33,9 +33,12 @@ def smplx_flame(tmp_path_factory, head_arrays):
     with open(d / "flame_static_embedding.pkl", "wb") as f:
         pickle.dump({"lmk_face_idx": a["static_lmk_faces"].astype(np.int64),
                      "lmk_b_coords": a["static_lmk_bary"].astype(np.float64)}, f)
+    # smplx bins -yaw where DECA (and jaxface) bin +yaw: its bin b holds our bin of -yaw(b).
+    yaw = np.where(np.arange(79) <= 39, np.arange(79), 39 - np.arange(79))
+    ours = np.where(-yaw >= 0, -yaw, 39 + yaw)
     np.save(d / "flame_dynamic_embedding.npy",
-            {"lmk_face_idx": a["dynamic_lmk_faces"].astype(np.int64),
-             "lmk_b_coords": a["dynamic_lmk_bary"].astype(np.float64)}, allow_pickle=True)
+            {"lmk_face_idx": a["dynamic_lmk_faces"][ours].astype(np.int64),
+             "lmk_b_coords": a["dynamic_lmk_bary"][ours].astype(np.float64)}, allow_pickle=True)
     return smplx.FLAME(model_path=str(d), num_betas=100, num_expression_coeffs=50,
                        use_face_contour=True, dtype=torch.float64, batch_size=4,
                        vertex_ids={"nose": 0, "reye": 1, "leye": 2, "rear": 3, "lear": 4},
@@ -45,6 +48,7 @@ def smplx_flame(tmp_path_factory, head_arrays):
 def test_forward_matches_smplx(smplx_flame, model, rng, x64):
     shape, expression = rng.normal(size=(4, 100)), rng.normal(size=(4, 50))
     pose = rng.normal(scale=0.3, size=(4, 15))
+    pose[:, 1] = np.radians([-50.0, -20.0, 10.0, 30.0])  # yaws across both halves of the bins
     pose[:, 3:6] = 0.0  # smplx picks the contour from the root's yaw alone, DECA (and we) from
     #                     root @ neck: with a still neck both agree
     t = {k: torch.from_numpy(v) for k, v in
@@ -58,8 +62,9 @@ def test_forward_matches_smplx(smplx_flame, model, rng, x64):
     # smplx's Rodrigues adds 1e-8 to every rotation vector: agreement to ~1e-9 m is exact.
     atol = 1e-8
     np.testing.assert_allclose(np.asarray(ours.vertices), want.vertices.numpy(), atol=atol)
-    # smplx appends the landmarks (51 static, then 17 contour) after the 5 joints + 5 extras.
-    lmk = want.joints.numpy()[:, 10:]
+    # smplx appends the landmarks (51 static, then 17 contour) after the 5 joints.
+    assert want.joints.shape[1] == 5 + 68
+    lmk = want.joints.numpy()[:, 5:]
     np.testing.assert_allclose(np.asarray(ours.landmarks3d[:, 17:]), lmk[:, :51], atol=atol)
     np.testing.assert_allclose(np.asarray(ours.landmarks3d[:, :17]), lmk[:, 51:], atol=atol)
     np.testing.assert_allclose(np.asarray(ours.joints), want.joints.numpy()[:, :5], atol=atol)
