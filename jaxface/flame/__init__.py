@@ -7,12 +7,17 @@
 
 from jaxface.flame.albedo import AlbedoModel, albedo_map, load_albedo
 from jaxface.flame.forward import forward
-from jaxface.flame.loading import load_flame, load_landmark_embedding, save_flame_npz
+from jaxface.flame.loading import (
+    load_face_model,
+    load_flame,
+    load_landmark_embedding,
+    save_flame_npz,
+)
 from jaxface.flame.model import JOINT_NAMES, FlameModel, FlameOutput, with_dtype
 from jaxface.flame.synthetic import synthetic_flame, synthetic_head_arrays
 
 __all__ = [
     "JOINT_NAMES", "AlbedoModel", "FlameModel", "FlameOutput", "albedo_map", "forward",
-    "load_albedo", "load_flame", "load_landmark_embedding", "save_flame_npz", "synthetic_flame",
-    "synthetic_head_arrays", "with_dtype",
+    "load_albedo", "load_face_model", "load_flame", "load_landmark_embedding", "save_flame_npz",
+    "synthetic_flame", "synthetic_head_arrays", "with_dtype",
 ]

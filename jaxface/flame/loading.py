@@ -7,9 +7,11 @@ import os
 import pickle
 import zipfile
 
+import jax.numpy as jnp
 import numpy as np
 
 from jaxface.assets import SOURCES, AssetError, require_file
+from jaxface.flame.albedo import AlbedoModel, load_albedo
 from jaxface.flame.model import FlameModel, model_from_arrays
 from jaxface.flame.pickle_compat import load_object_npy, load_pickle
 
@@ -164,3 +166,33 @@ def save_flame_npz(path: str | os.PathLike, model: FlameModel,
     tmp = path + ".partial.npz"
     np.savez(tmp, **model.arrays(), **(extra or {}))
     os.replace(tmp, path)
+
+
+def load_face_model(cfg) -> tuple[FlameModel, AlbedoModel]:
+    """The FLAME model and albedo model named by a ``configs/face_model.py`` config.
+
+    With no ``flame_path`` the synthetic head is generated; otherwise every file is loaded
+    from its configured path. The albedo comes from ``albedo_path`` or, when that is unset,
+    from the head's own ``.npz`` (a real FLAME pickle has none: then ``albedo_path`` is
+    required). ``n_albedo`` is capped at the number of components the albedo file holds.
+    """
+    from jaxface.flame import synthetic
+
+    if cfg.flame_path is None:
+        model = synthetic.synthetic_flame(cfg.synthetic_seed, cfg.n_shape, cfg.n_expression)
+        arrays = synthetic.synthetic_head_arrays(cfg.synthetic_seed)
+        albedo = AlbedoModel(jnp.asarray(arrays["albedo_mean"]),
+                             jnp.asarray(arrays["albedo_basis"]))
+    else:
+        model = load_flame(cfg.flame_path, cfg.landmark_embedding_path, cfg.n_shape,
+                           cfg.n_expression, cfg.uv_template_path)
+        albedo = None
+    if cfg.albedo_path is not None:
+        albedo = load_albedo(cfg.albedo_path)
+    elif albedo is None:
+        if not str(cfg.flame_path).endswith(".npz"):
+            raise AssetError(f"{cfg.flame_path} has no albedo model; set "
+                             f"face_model.albedo_path (get it from: {SOURCES['albedo']})")
+        albedo = load_albedo(cfg.flame_path)
+    k = min(cfg.n_albedo, albedo.basis.shape[-1])
+    return model, AlbedoModel(albedo.mean, albedo.basis[..., :k])
