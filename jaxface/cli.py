@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except AssetError as e:
+    except (AssetError, OSError) as e:
         print(f"jaxface {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -163,9 +163,14 @@ def save_flame_npz(path: str | os.PathLike, model: FlameModel,
     """Writes ``model`` (and ``extra`` arrays, e.g. an albedo model) as a jaxface ``.npz``,
     atomically: a killed write never leaves a half-written file under ``path``."""
     path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".partial.npz"
-    np.savez(tmp, **model.arrays(), **(extra or {}))
-    os.replace(tmp, path)
+    try:
+        np.savez(tmp, **model.arrays(), **(extra or {}))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def load_face_model(cfg) -> tuple[FlameModel, AlbedoModel]:
