@@ -80,16 +80,22 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
         raise AssetError(f"{path}: not a readable .npz file (truncated or corrupt?): {e}") from e
 
 
-def _read_flame_pickle(path: str) -> dict[str, np.ndarray]:
+def _unpickle_dict(path: str, reader, what: str) -> dict:
+    """Runs ``reader`` on the open file; any decoding failure becomes an AssetError."""
     try:
         with open(path, "rb") as f:
-            raw = load_pickle(f)
+            raw = reader(f)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
             ImportError, IndexError, KeyError) as e:
-        raise AssetError(f"{path}: not a readable FLAME pickle (truncated or corrupt?): "
+        raise AssetError(f"{path}: not a readable {what} (truncated or corrupt?): "
                          f"{type(e).__name__}: {e}") from e
     if not isinstance(raw, dict):
         raise AssetError(f"{path}: expected a pickled dict, found {type(raw).__name__}")
+    return raw
+
+
+def _read_flame_pickle(path: str) -> dict[str, np.ndarray]:
+    raw = _unpickle_dict(path, load_pickle, "FLAME pickle")
     missing = [k for k in _PICKLE_KEYS if k not in raw]
     if missing:
         raise AssetError(f"{path}: missing key(s) {missing}; FLAME pickles hold {_PICKLE_KEYS}")
@@ -120,15 +126,7 @@ def load_landmark_embedding(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Reads DECA's ``landmark_embedding.npy`` (a pickled dict of arrays and torch tensors;
     torch is not needed) -> the six landmark fields of :class:`FlameModel`."""
     path = require_file(path, "landmark_embedding")
-    try:
-        with open(path, "rb") as f:
-            raw = load_object_npy(f)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError) as e:
-        raise AssetError(f"{path}: not a readable landmark embedding (truncated or corrupt?): "
-                         f"{type(e).__name__}: {e}") from e
-    if not isinstance(raw, dict):
-        raise AssetError(f"{path}: expected a dict, found {type(raw).__name__}")
+    raw = _unpickle_dict(path, load_object_npy, "landmark embedding")
     out = {}
     for key, (field, shape) in _EMBEDDING_KEYS.items():
         if key not in raw:

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxface.flame.synthetic.surface import BROW_Y, EYE_X, MOUTH_Y, head_points
+from jaxface.flame.synthetic.rig import orthonormal_columns
+from jaxface.flame.synthetic.surface import (
+    BROW_Y,
+    EYE_X,
+    MOUTH_Y,
+    gauss,
+    head_points,
+    smoothstep,
+)
 from jaxface.flame.synthetic.topology import phi_of_u, theta_of_t
 
 EYE_UV_CENTRES = ((0.05, 0.05), (0.15, 0.05))  # left, right eyeball discs
@@ -20,13 +28,6 @@ _SKIN = np.array([0.80, 0.60, 0.50])
 _HAIR = np.array([0.22, 0.15, 0.10])
 
 
-def _gauss(x, y, cx, cy, sx, sy):
-    return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
-
-
-def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def texel_uv(resolution: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,13 +47,13 @@ def synthetic_albedo(rng: np.random.Generator, resolution: int = 256,
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
     ax = np.abs(x)
 
-    lips = (_gauss(x, y, 0.0, MOUTH_Y + 0.004, 0.018, 0.004)
-            + _gauss(x, y, 0.0, MOUTH_Y - 0.006, 0.017, 0.005)).clip(0, 1)
-    cheeks = _gauss(ax, y, 0.045, -0.01, 0.015, 0.015)
-    brows = _gauss(ax, y, EYE_X + 0.002, BROW_Y + 0.001, 0.02, 0.0035)
-    hairline = 0.082 - 0.03 * _smoothstep((ax - 0.03) / 0.05)
-    hair = np.maximum(_smoothstep((y - hairline) / 0.01),
-                      _smoothstep((-z - 0.02) / 0.02) * _smoothstep((y + 0.03) / 0.02))
+    lips = (gauss(x, y, 0.0, MOUTH_Y + 0.004, 0.018, 0.004)
+            + gauss(x, y, 0.0, MOUTH_Y - 0.006, 0.017, 0.005)).clip(0, 1)
+    cheeks = gauss(ax, y, 0.045, -0.01, 0.015, 0.015)
+    brows = gauss(ax, y, EYE_X + 0.002, BROW_Y + 0.001, 0.02, 0.0035)
+    hairline = 0.082 - 0.03 * smoothstep((ax - 0.03) / 0.05)
+    hair = np.maximum(smoothstep((y - hairline) / 0.01),
+                      smoothstep((-z - 0.02) / 0.02) * smoothstep((y + 0.03) / 0.02))
     mean = np.broadcast_to(_SKIN, u.shape + (3,)).copy()
     mean += lips[..., None] * np.array([0.02, -0.20, -0.12])
     mean += cheeks[..., None] * np.array([0.03, -0.05, -0.03])
@@ -85,11 +86,9 @@ def synthetic_albedo(rng: np.random.Generator, resolution: int = 256,
     face = np.argwhere(skin & (z > 0.02))
     while len(fields) < n_components:
         r, c = face[rng.integers(len(face))]
-        bump = _gauss(x, y, x[r, c], y[r, c], 0.02, 0.02) * skin
+        bump = gauss(x, y, x[r, c], y[r, c], 0.02, 0.02) * skin
         fields.append(bump[..., None] * rng.normal(size=3))
-    mat = np.stack([f.reshape(-1) for f in fields], 1)
-    q, rr = np.linalg.qr(mat)
-    q *= np.sign(np.diag(rr))
+    q = orthonormal_columns(fields)
     # Component k changes a texel's colour by about 0.08 (k+1)^-0.7 RMS over the used area.
     scale = 0.08 * (np.arange(n_components) + 1.0) ** -0.7 * np.sqrt(used.sum())
     basis = (q * scale).reshape(u.shape + (3, n_components))

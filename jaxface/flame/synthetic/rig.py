@@ -11,7 +11,15 @@ import dataclasses
 
 import numpy as np
 
-from jaxface.flame.synthetic.surface import BROW_Y, CHIN_Y, EYE_X, EYE_Y, MOUTH_Y
+from jaxface.flame.synthetic.surface import (
+    BROW_Y,
+    CHIN_Y,
+    EYE_X,
+    EYE_Y,
+    MOUTH_Y,
+    gauss,
+    smoothstep,
+)
 
 HEAD, LIP_COPY, EYE_LEFT, EYE_RIGHT = 0, 1, 2, 3  # vertex groups
 
@@ -33,13 +41,6 @@ class RestMesh:
     mouth_corners: np.ndarray  # (2, 3) right (-x), left (+x) slit corners
 
 
-def _gauss(x, y, cx, cy, sx, sy):
-    return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
-
-
-def _smoothstep(x):
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 def _rigid_eyes(mesh: RestMesh, field_Vx3: np.ndarray, at_centre) -> np.ndarray:
@@ -75,13 +76,13 @@ def skinning_weights(mesh: RestMesh) -> np.ndarray:
     """(V, 5) smooth LBS weights: root at the neck base, jaw below the lips, eyes rigid."""
     x, y, z = mesh.verts.T
     w = np.zeros((len(x), 5))
-    root = _smoothstep((mesh.verts[mesh.neck_ring, 1].mean() + 0.05 - y) / 0.04)
+    root = smoothstep((mesh.verts[mesh.neck_ring, 1].mean() + 0.05 - y) / 0.04)
     # Jaw: below the lips (a sharp split on the slit, a soft one on the cheeks), fading
     # behind the jaw's angle and down the throat.
-    band = 0.002 + 0.012 * _smoothstep((np.abs(x) - 0.02) / 0.025)
-    jaw = _smoothstep((MOUTH_Y + band - y) / (2 * band))
+    band = 0.002 + 0.012 * smoothstep((np.abs(x) - 0.02) / 0.025)
+    jaw = smoothstep((MOUTH_Y + band - y) / (2 * band))
     jaw = np.where(mesh.on_slit, (1.0 - mesh.side) / 2, jaw)
-    jaw *= _smoothstep((z + 0.01) / 0.04) * _smoothstep((y - (CHIN_Y - 0.035)) / 0.03)
+    jaw *= smoothstep((z + 0.01) / 0.04) * smoothstep((y - (CHIN_Y - 0.035)) / 0.03)
     jaw *= 1.0 - root
     w[:, 0] = root
     w[:, 2] = jaw
@@ -91,14 +92,19 @@ def skinning_weights(mesh: RestMesh) -> np.ndarray:
     return w / w.sum(1, keepdims=True)
 
 
+def orthonormal_columns(fields: list[np.ndarray]) -> np.ndarray:
+    """Gram-Schmidt (QR) of the flattened fields, in order -> (N, K) orthonormal columns, each
+    pointing the way of its source field: a PCA-like basis whose k-th column is the part of
+    field k that the earlier ones do not explain."""
+    q, r = np.linalg.qr(np.stack([f.reshape(-1) for f in fields], 1))
+    return q * np.sign(np.diag(r))
+
+
 def _orthogonal_basis(fields_KxVx3: list[np.ndarray], rms: np.ndarray) -> np.ndarray:
-    """Orthonormalises the flattened fields in order (a PCA-like basis) and scales component
-    k to an RMS vertex displacement of ``rms[k]`` metres -> (V, 3, K)."""
-    mat = np.stack([f.reshape(-1) for f in fields_KxVx3], 1)
-    q, r = np.linalg.qr(mat)
-    q *= np.sign(np.diag(r))  # keep each component's direction of its source field
+    """Orthonormal fields scaled so that component k has an RMS vertex displacement of
+    ``rms[k]`` metres -> (V, 3, K)."""
     n_verts = fields_KxVx3[0].shape[0]
-    return (q * rms * np.sqrt(n_verts)).reshape(n_verts, 3, -1)
+    return (orthonormal_columns(fields_KxVx3) * rms * np.sqrt(n_verts)).reshape(n_verts, 3, -1)
 
 
 def _symmetrise(mesh: RestMesh, field: np.ndarray) -> np.ndarray:
@@ -153,33 +159,33 @@ def expression_basis(mesh: RestMesh, rng: np.random.Generator, n: int = 100) -> 
     """
     x, y, z = mesh.verts.T
     head = (mesh.group == HEAD) | (mesh.group == LIP_COPY)
-    front = _smoothstep(z / 0.04) * head
+    front = smoothstep(z / 0.04) * head
     ax, sx = np.abs(x), np.sign(x)
-    upper, lower = _smoothstep(mesh.side), _smoothstep(-mesh.side)
-    lips = _gauss(x, y, 0.0, MOUTH_Y, 0.02, 0.01) * front
-    corners = _gauss(ax, y, 0.025, MOUTH_Y, 0.012, 0.01) * front
+    upper, lower = smoothstep(mesh.side), smoothstep(-mesh.side)
+    lips = gauss(x, y, 0.0, MOUTH_Y, 0.02, 0.01) * front
+    corners = gauss(ax, y, 0.025, MOUTH_Y, 0.012, 0.01) * front
 
     def vec(dx=0.0, dy=0.0, dz=0.0):
         return np.stack(np.broadcast_arrays(dx, dy, dz), -1).astype(np.float64)
 
     actions = [
-        vec(dy=mesh.side * lips) + vec(dy=-0.6 * _gauss(x, y, 0, CHIN_Y, 0.03, 0.02) * front),
+        vec(dy=mesh.side * lips) + vec(dy=-0.6 * gauss(x, y, 0, CHIN_Y, 0.03, 0.02) * front),
         vec(dx=0.5 * sx * corners, dy=corners, dz=-0.7 * corners),
         vec(dx=-x / 0.025 * lips, dz=lips),
         vec(dx=sx * corners),
-        vec(dy=_gauss(ax, y, EYE_X, BROW_Y, 0.025, 0.012) * front),
-        vec(dx=-0.6 * sx * (g := _gauss(ax, y, 0.015, BROW_Y - 0.003, 0.012, 0.01) * front),
+        vec(dy=gauss(ax, y, EYE_X, BROW_Y, 0.025, 0.012) * front),
+        vec(dx=-0.6 * sx * (g := gauss(ax, y, 0.015, BROW_Y - 0.003, 0.012, 0.01) * front),
             dy=-g),
         vec(dy=upper * lips, dz=0.3 * upper * lips),
         vec(dy=-lower * lips, dz=0.3 * lower * lips),
-        mesh.normals * (_gauss(ax, y, 0.045, MOUTH_Y + 0.01, 0.015, 0.015) * front)[:, None],
-        vec(dy=_gauss(x, y, 0.0, 0.015, 0.01, 0.01) * front),
-        vec(dy=-_gauss(ax, y, EYE_X, EYE_Y + 0.008, 0.014, 0.005) * front),
-        vec(dy=_gauss(ax, y, EYE_X, EYE_Y - 0.01, 0.014, 0.006) * front),
+        mesh.normals * (gauss(ax, y, 0.045, MOUTH_Y + 0.01, 0.015, 0.015) * front)[:, None],
+        vec(dy=gauss(x, y, 0.0, 0.015, 0.01, 0.01) * front),
+        vec(dy=-gauss(ax, y, EYE_X, EYE_Y + 0.008, 0.014, 0.005) * front),
+        vec(dy=gauss(ax, y, EYE_X, EYE_Y - 0.01, 0.014, 0.006) * front),
         vec(dx=0.5 * sx * corners, dy=corners, dz=-0.7 * corners) * (x > 0)[:, None],
         vec(dx=0.5 * sx * corners, dy=corners, dz=-0.7 * corners) * (x < 0)[:, None],
         vec(dx=lips),
-        vec(dz=_gauss(x, y, 0.0, CHIN_Y, 0.03, 0.02) * front),
+        vec(dz=gauss(x, y, 0.0, CHIN_Y, 0.03, 0.02) * front),
     ]
     face = np.flatnonzero(head & (front > 0.5) & (y < BROW_Y + 0.02) & (y > CHIN_Y - 0.01))
     while len(actions) < n:
@@ -206,7 +212,7 @@ def pose_correctives(mesh: RestMesh, weights_Vx5: np.ndarray,
     posedirs = np.zeros((len(x), 3, 36))
     jaw_region = weights_Vx5[:, 2] * (1.0 - weights_Vx5[:, 2]) * 4.0  # the jaw's soft border
     posedirs[:, 0, 9 + 7] = -0.006 * np.sign(x) * jaw_region
-    posedirs[:, 2, 9 + 7] = -0.004 * weights_Vx5[:, 2] * _smoothstep(-y / 0.08)
+    posedirs[:, 2, 9 + 7] = -0.004 * weights_Vx5[:, 2] * smoothstep(-y / 0.08)
     neck = weights_Vx5[:, 0] + weights_Vx5[:, 1] * (1.0 - weights_Vx5[:, 1]) * 4.0
     for e in range(9):
         posedirs[:, :, e] = 0.002 * neck[:, None] * np.tanh(

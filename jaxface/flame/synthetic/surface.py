@@ -35,18 +35,20 @@ def directions(theta: np.ndarray, phi: np.ndarray) -> np.ndarray:
     return np.stack([st * np.sin(phi), np.cos(theta), st * np.cos(phi)], -1)
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, the C1 cubic 3x^2 - 2x^3 between."""
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
 
 
-def _gauss(x, y, cx, cy, sx, sy):
+def gauss(x, y, cx, cy, sx, sy):
+    """An axis-aligned 2-D Gaussian bump of height 1 at (cx, cy)."""
     return np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
 
 
 def _ellipsoid_radius(d: np.ndarray) -> np.ndarray:
     dx, dy, dz = d[..., 0], d[..., 1], d[..., 2]
-    lower = _smoothstep((0.1 - dy) / 0.6)       # the lower face is narrower than the skull
+    lower = smoothstep((0.1 - dy) / 0.6)       # the lower face is narrower than the skull
     ax = _AX + (_AX_LOW - _AX) * lower
     ay = np.where(dy > 0, _AY_UP, _AY_DOWN)
     az = np.where(dz > 0, _AZ_FRONT, _AZ_BACK)
@@ -59,32 +61,32 @@ def _neck_radius(d: np.ndarray) -> np.ndarray:
     a = np.maximum(dx * dx + dz * dz, 1e-6)
     bz = dz * _NECK_Z
     r = (bz + np.sqrt(bz * bz - a * (_NECK_Z**2 - _NECK_RADIUS**2))) / a
-    return r * _smoothstep(-dy / 0.35)
+    return r * smoothstep(-dy / 0.35)
 
 
 def _features(p: np.ndarray) -> np.ndarray:
     """Radial offsets of the facial features at base points ``p`` (..., 3)."""
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
-    front = _smoothstep(z / 0.05)
+    front = smoothstep(z / 0.05)
     ax = np.abs(x)
-    nose = 0.020 * _gauss(x, y, 0.0, NOSE_TIP_Y, 0.0075, 0.010)
-    nose += 0.010 * _gauss(x, y, 0.0, 0.018, 0.0055, 0.016)             # bridge
-    nose += 0.005 * _gauss(ax, y, 0.011, NOSE_BASE_Y + 0.002, 0.005, 0.005)  # alae
-    sockets = -0.010 * _gauss(ax, y, EYE_X, EYE_Y, 0.014, 0.009)
-    brows = 0.005 * _gauss(ax, y, EYE_X, BROW_Y, 0.022, 0.006)
-    lips = 0.007 * _gauss(x, y, 0.0, MOUTH_Y + 0.004, 0.017, 0.004)
-    lips += 0.008 * _gauss(x, y, 0.0, MOUTH_Y - 0.006, 0.016, 0.005)
-    philtrum = 0.003 * _gauss(x, y, 0.0, (MOUTH_Y + NOSE_BASE_Y) / 2, 0.012, 0.008)
-    cheekbones = 0.006 * _gauss(ax, y, 0.052, 0.005, 0.016, 0.014)
-    chin = 0.007 * _gauss(x, y, 0.0, CHIN_Y + 0.012, 0.016, 0.012)
+    nose = 0.020 * gauss(x, y, 0.0, NOSE_TIP_Y, 0.0075, 0.010)
+    nose += 0.010 * gauss(x, y, 0.0, 0.018, 0.0055, 0.016)             # bridge
+    nose += 0.005 * gauss(ax, y, 0.011, NOSE_BASE_Y + 0.002, 0.005, 0.005)  # alae
+    sockets = -0.010 * gauss(ax, y, EYE_X, EYE_Y, 0.014, 0.009)
+    brows = 0.005 * gauss(ax, y, EYE_X, BROW_Y, 0.022, 0.006)
+    lips = 0.007 * gauss(x, y, 0.0, MOUTH_Y + 0.004, 0.017, 0.004)
+    lips += 0.008 * gauss(x, y, 0.0, MOUTH_Y - 0.006, 0.016, 0.005)
+    philtrum = 0.003 * gauss(x, y, 0.0, (MOUTH_Y + NOSE_BASE_Y) / 2, 0.012, 0.008)
+    cheekbones = 0.006 * gauss(ax, y, 0.052, 0.005, 0.016, 0.014)
+    chin = 0.007 * gauss(x, y, 0.0, CHIN_Y + 0.012, 0.016, 0.012)
     face = front * (nose + sockets + brows + lips + philtrum + cheekbones + chin)
     return face + 0.014 * ear_weight(p)
 
 
 def ear_weight(p: np.ndarray) -> np.ndarray:
     """How much of an ear bump (0..1) sits at base points ``p`` (..., 3)."""
-    side = _smoothstep((np.abs(p[..., 0]) - 0.06) / 0.01)
-    return side * _gauss(p[..., 2], p[..., 1], -0.012, 0.018, 0.012, 0.022)
+    side = smoothstep((np.abs(p[..., 0]) - 0.06) / 0.01)
+    return side * gauss(p[..., 2], p[..., 1], -0.012, 0.018, 0.012, 0.022)
 
 
 def head_points(theta: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
