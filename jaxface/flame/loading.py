@@ -13,7 +13,7 @@ import numpy as np
 from jaxface.assets import SOURCES, AssetError, require_file
 from jaxface.flame.albedo import AlbedoModel, load_albedo
 from jaxface.flame.model import FlameModel, model_from_arrays
-from jaxface.flame.pickle_compat import load_object_npy, load_pickle
+from jaxface.flame.pickle_compat import ChumpyObject, load_object_npy, load_pickle
 
 # FLAME 2020/2023 pickles hold 300 identity then 100 expression components in `shapedirs`.
 FLAME_N_SHAPE_TOTAL = 300
@@ -99,6 +99,10 @@ def _read_flame_pickle(path: str) -> dict[str, np.ndarray]:
     missing = [k for k in _PICKLE_KEYS if k not in raw]
     if missing:
         raise AssetError(f"{path}: missing key(s) {missing}; FLAME pickles hold {_PICKLE_KEYS}")
+    derived = [k for k in _PICKLE_KEYS if isinstance(raw[k], ChumpyObject)]
+    if derived:
+        raise AssetError(f"{path}: key(s) {derived} are chumpy expressions, not stored arrays; "
+                         "evaluate them once with chumpy and save the arrays")
     shapedirs = np.asarray(raw["shapedirs"])
     n_total = FLAME_N_SHAPE_TOTAL + FLAME_N_EXPRESSION_TOTAL
     if shapedirs.ndim != 3 or shapedirs.shape[1:] != (3, n_total):

@@ -41,11 +41,12 @@ class ChumpyObject:
     def __setstate__(self, state):
         self.state = state
 
-    def to_numpy(self) -> np.ndarray:
+    def to_numpy(self):
+        """The stored array of a plain ``Ch``; a derived expression (no ``x``: a product or a
+        selection of other chumpy objects) cannot be evaluated without chumpy and is
+        returned unchanged, for the caller to reject if it needs it."""
         if not isinstance(getattr(self, "state", None), dict) or "x" not in self.state:
-            raise pickle.UnpicklingError(
-                "a chumpy object in this pickle is a derived expression, not a stored array; "
-                "only plain chumpy arrays (with state 'x') can be read without chumpy")
+            return self
         return np.asarray(to_numpy(self.state["x"]))
 
 
