@@ -28,7 +28,7 @@ class Ch:
         self._itr = None
 
 
-class DerivedCh:
+class MatVecMult:
     """Pickles like a chumpy expression (e.g. FLAME's `J`): state without 'x'."""
 
     def __init__(self, a):
@@ -51,7 +51,7 @@ def write_flame_pickle(path, arrays, monkeypatch, legacy_sparse=False, drop=None
     with monkeypatch.context() as m:
         _fake_module(m, "chumpy")
         _fake_module(m, "chumpy.ch", Ch=Ch)
-        _fake_module(m, "chumpy.ch_ops", MatVecMult=DerivedCh)
+        _fake_module(m, "chumpy.ch_ops", MatVecMult=MatVecMult)
         _fake_module(m, "scipy.sparse.csc", csc_matrix=LegacyCsc)
         kintree = np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], np.int64)
         j_reg = (LegacyCsc if legacy_sparse else scipy.sparse.csc_matrix)(arrays["j_regressor"])
@@ -63,7 +63,7 @@ def write_flame_pickle(path, arrays, monkeypatch, legacy_sparse=False, drop=None
             "weights": Ch(arrays["lbs_weights"]),
             "kintree_table": kintree,
             "f": arrays["faces"].astype(np.uint32),
-            "J": DerivedCh(Ch(arrays["v_template"])),  # unused, and not an array
+            "J": MatVecMult(Ch(arrays["v_template"])),  # unused, and not an array
             "bs_style": "lbs", "bs_type": "lrotmin",
         }
         for key in drop or ():
@@ -199,7 +199,7 @@ def test_wrong_shape(flame_files, head_arrays, monkeypatch):
 def test_a_needed_key_that_is_a_chumpy_expression(flame_files, head_arrays, monkeypatch):
     pkl, obj, emb = flame_files
     write_flame_pickle(pkl, head_arrays, monkeypatch,
-                       change={"posedirs": DerivedCh(Ch(head_arrays["posedirs"]))})
+                       change={"posedirs": MatVecMult(Ch(head_arrays["posedirs"]))})
     with pytest.raises(AssetError, match=r"\['posedirs'\] are chumpy expressions"):
         flame.load_flame(pkl, landmark_embedding=emb, uv_template=obj)
 
