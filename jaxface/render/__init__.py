@@ -1,5 +1,15 @@
-"""Rendering: spherical-harmonics lighting (and, with the rasterizer issue, rasterization)."""
+"""Rendering: nvdiffrast's primitives in pure JAX (rasterize, interpolate, texture) and
+spherical-harmonics lighting.
 
+The rasterizer follows nvdiffrast's contracts (clip-space input, ``rast`` = (u, v, z/w,
+triangle_id + 1), its pixel layout and gradient rules), so a backend built on nvdiffrast's
+CUDA kernels can replace the pure-JAX one behind the same ``backend`` argument.
+"""
+
+from jaxface.render.backend import BACKENDS, BackendUnavailableError, resolve_backend
+from jaxface.render.rasterize import interpolate, rasterize
 from jaxface.render.sh import SH_CONSTANTS, sh_basis, sh_shading
+from jaxface.render.texture import texture
 
-__all__ = ["SH_CONSTANTS", "sh_basis", "sh_shading"]
+__all__ = ["BACKENDS", "SH_CONSTANTS", "BackendUnavailableError", "interpolate", "rasterize",
+           "resolve_backend", "sh_basis", "sh_shading", "texture"]

@@ -1,0 +1,215 @@
+"""Which triangle each pixel sees: a z-buffer over clip-space triangles, in pure JAX.
+
+Nothing here is differentiable (the triangle id is not, in nvdiffrast's contract either);
+``rasterize`` recomputes barycentrics differentiably from the winning triangle.
+
+Coverage uses homogeneous 2-D edge functions (Olano & Greer 1997), so a triangle with vertices
+behind the camera (w <= 0) is drawn exactly where its part in front of the camera projects, and
+the per-pixel test -1 <= z/w <= 1 clips it to the near and far planes, as clipping to the
+frustum does. No back-face culling.
+
+Two paths, both with static shapes:
+
+- fast: every triangle whose pixel bounding box fits a ``window`` x ``window`` square tests
+  the pixels of that square; depths go into the buffer by scatter-min, then, among the
+  candidates at the winning depth, the lowest triangle id by a second scatter-min (two passes
+  instead of packing (depth, id) into 64 bits).
+- medium: triangles whose box fits one of the wider windows of ``LEVELS`` do the same, in
+  chunks inside a ``while_loop`` that runs only as many chunks as there are such triangles.
+- big: triangles with a larger box, or with a vertex at w <= 0, are tested against every pixel
+  in chunks of ``chunk`` triangles, likewise looped, so none is ever dropped. A face mesh
+  has none.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+WINDOW, CHUNK = 4, 64
+# The looped levels after the static one: (window in pixels, triangles per chunk). Each chunk
+# tests window^2 * chunk candidates (256k); a level runs only as many chunks as it has members.
+LEVELS = ((8, 4096), (16, 1024), (32, 256))
+
+
+def pixel_centres(height: int, width: int, dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
+    """Clip-space x, y of the pixel centres (H*W,), row 0 at y = -1 (nvdiffrast's layout)."""
+    x = (jnp.arange(width, dtype=dtype) + 0.5) / width * 2.0 - 1.0
+    y = (jnp.arange(height, dtype=dtype) + 0.5) / height * 2.0 - 1.0
+    return jnp.tile(x, height), jnp.repeat(y, width)
+
+
+def edge_functions(tri_Nx3x4: jax.Array, px_N: jax.Array, py_N: jax.Array) -> jax.Array:
+    """Homogeneous edge functions (N, 3) of pixel (px, py) for clip-space triangles.
+
+    a_i is the 2-D cross product of the other two vertices' (x - px w, y - py w); the
+    perspective-correct barycentrics are a / sum(a).
+    """
+    qx = tri_Nx3x4[..., 0] - px_N[..., None] * tri_Nx3x4[..., 3]
+    qy = tri_Nx3x4[..., 1] - py_N[..., None] * tri_Nx3x4[..., 3]
+    a0 = qx[..., 1] * qy[..., 2] - qy[..., 1] * qx[..., 2]
+    a1 = qx[..., 2] * qy[..., 0] - qy[..., 2] * qx[..., 0]
+    a2 = qx[..., 0] * qy[..., 1] - qy[..., 0] * qx[..., 1]
+    return jnp.stack([a0, a1, a2], axis=-1)
+
+
+def triangle_planes(tri_Nx3x4: jax.Array) -> jax.Array:
+    """Per-triangle affine forms (N, 5, 3) of a0, a1, a2, sum(a z) and sum(a w) in the pixel
+    position: value = c[0] + c[1] px + c[2] py (the px * py terms of the edge functions
+    cancel), so testing a pixel costs a few multiply-adds and no per-pixel triangle copy."""
+    x, y, z, w = (tri_Nx3x4[..., k] for k in range(4))
+    j, k = [1, 2, 0], [2, 0, 1]
+    const = x[..., j] * y[..., k] - y[..., j] * x[..., k]
+    cx = y[..., j] * w[..., k] - w[..., j] * y[..., k]
+    cy = w[..., j] * x[..., k] - x[..., j] * w[..., k]
+    a = jnp.stack([const, cx, cy], axis=-1)                            # (N, 3 edges, 3)
+    zsum = jnp.einsum("nec,ne->nc", a, z)
+    wsum = jnp.einsum("nec,ne->nc", a, w)
+    return jnp.concatenate([a, zsum[:, None], wsum[:, None]], axis=1)
+
+
+def coverage_depth(planes_Nx5x3: jax.Array, px: jax.Array, py: jax.Array):
+    """(covered, z/w) of pixels (N, K) against the N triangles of ``triangle_planes``
+    (inclusive of edges; clipped to w > 0 and -1 <= z/w <= 1)."""
+    c = planes_Nx5x3[:, None]                                          # (N, 1, 5, 3)
+    val = c[..., 0] + c[..., 1] * px[..., None] + c[..., 2] * py[..., None]  # (N, K, 5)
+    a, zsum, wsum = val[..., :3], val[..., 3], val[..., 4]
+    total = jnp.sum(a, axis=-1)
+    same_sign = jnp.all(a >= 0, axis=-1) | jnp.all(a <= 0, axis=-1)
+    in_front = wsum * total > 0                                        # w at the pixel > 0
+    zw = zsum / jnp.where(wsum == 0, 1.0, wsum)
+    covered = same_sign & (total != 0) & in_front & (zw >= -1.0) & (zw <= 1.0)
+    return covered, zw
+
+
+def _pixel_range(lo, hi, n):
+    """Pixel indices [first, last] whose centres lie in the clip-space interval [lo, hi]."""
+    first = jnp.ceil((lo + 1.0) * 0.5 * n - 0.5)
+    last = jnp.floor((hi + 1.0) * 0.5 * n - 0.5)
+    return jnp.maximum(first, 0.0), jnp.minimum(last, n - 1.0)
+
+
+def _padded_order(member_N: jax.Array, chunk: int) -> jax.Array:
+    """Indices of the members first (in id order), then the rest, padded by one chunk so that
+    a chunk's ``dynamic_slice`` never reaches the end (where it would shift back and skip
+    members); padding entries lie past the member count and are masked out."""
+    order = jnp.argsort(~member_N).astype(jnp.int32)
+    return jnp.concatenate([order, jnp.zeros(chunk, jnp.int32)])
+
+
+def _splat(zbuf, ids, n_tri, tri_id_N, image_N, planes_Nx5x3, x0, y0, x1, y1, live_N, window,
+           height, width):
+    """Tests each live triangle against the pixels of a window x window square from its box
+    corner (x0, y0), and merges the hits into (zbuf, ids) by (depth, id). ``tri_id_N`` are
+    global ids (image * T + triangle), ``n_tri`` = B * T the "no triangle" id; ``image_N``
+    places each triangle's pixels."""
+    off = jnp.arange(window, dtype=x0.dtype)
+    n = x0.shape[0]
+    cx = jnp.broadcast_to(x0[:, None, None] + off[None, None, :], (n, window, window))
+    cy = jnp.broadcast_to(y0[:, None, None] + off[None, :, None], (n, window, window))
+    valid = live_N[:, None, None] & (cx <= x1[:, None, None]) & (cy <= y1[:, None, None])
+    cx, cy, valid = cx.reshape(n, -1), cy.reshape(n, -1), valid.reshape(n, -1)
+    base = (image_N * (height * width))[:, None]
+    covered, zw = coverage_depth(planes_Nx5x3, (cx + 0.5) / width * 2.0 - 1.0,
+                                 (cy + 0.5) / height * 2.0 - 1.0)
+    hit = (covered & valid).reshape(-1)
+    sentinel = zbuf.shape[0] - 1  # the buffers' last slot absorbs misses
+    pix = jnp.where(hit, (base + (cy * width + cx).astype(jnp.int32)).reshape(-1), sentinel)
+    depth = jnp.where(hit, zw.reshape(-1), jnp.inf)
+    new_z = zbuf.at[pix].min(depth)
+    ids = jnp.where(new_z < zbuf, n_tri, ids)  # a strictly nearer hit replaces the old id
+    tid = jnp.broadcast_to(tri_id_N[:, None], covered.shape).reshape(-1)
+    cand = jnp.where(hit & (depth == new_z[pix]), tid, n_tri)
+    return new_z, ids.at[pix].min(cand)
+
+
+def _visible(tri_BxTx3x4: jax.Array, height: int, width: int, window: int, chunk: int):
+    """Global triangle ids (B * H * W,) for the whole batch at once; B * T where empty.
+
+    The batch shares one buffer of B * H * W pixels and one list of B * T triangles (global id
+    b * T + t), so each loop below runs over the batch's triangles together.
+    """
+    b, t = tri_BxTx3x4.shape[:2]
+    tri = tri_BxTx3x4.reshape(b * t, 3, 4)
+    n_tri = b * t
+    image = jnp.repeat(jnp.arange(b, dtype=jnp.int32), t)
+    w = tri[..., 3]
+    in_front = jnp.all(w > 0, axis=-1)
+    ndc = tri[..., :2] / jnp.where(in_front[:, None, None], w[..., None], 1.0)
+    x0, x1 = _pixel_range(ndc[..., 0].min(-1), ndc[..., 0].max(-1), width)
+    y0, y1 = _pixel_range(ndc[..., 1].min(-1), ndc[..., 1].max(-1), height)
+    empty = (x1 < x0) | (y1 < y0)
+    size = jnp.maximum(x1 - x0, y1 - y0) + 1.0
+    planes = triangle_planes(tri)
+    n_pix = b * height * width
+    zbuf = jnp.full(n_pix + 1, jnp.inf, tri.dtype)
+    ids = jnp.full(n_pix + 1, n_tri, jnp.int32)
+
+    # Level 0: every small triangle, statically. Then LEVELS: wider windows over chunks of
+    # the triangles that need them (a loop of as many chunks as there are).
+    small = in_front & ~empty & (size <= window)
+    zbuf, ids = _splat(zbuf, ids, n_tri, jnp.arange(n_tri, dtype=jnp.int32), image, planes,
+                       x0, y0, x1, y1, small, window, height, width)
+    lo = window
+    for level_window, level_chunk in LEVELS:
+        level_chunk = min(level_chunk, n_tri)
+        member = in_front & ~empty & (size > lo) & (size <= level_window)
+        order = _padded_order(member, level_chunk)
+        count = jnp.sum(member)
+
+        def level_body(state, order=order, count=count, win=level_window, k=level_chunk):
+            c, zbuf, ids = state
+            idx = jax.lax.dynamic_slice(order, (c * k,), (k,))
+            live = (c * k + jnp.arange(k)) < count
+            return (c + 1, *_splat(zbuf, ids, n_tri, idx, image[idx], planes[idx], x0[idx],
+                                    y0[idx], x1[idx], y1[idx], live, win, height, width))
+
+        n_chunks = (count + level_chunk - 1) // level_chunk
+        _, zbuf, ids = jax.lax.while_loop(lambda s, n=n_chunks: s[0] < n, level_body,
+                                          (0, zbuf, ids))
+        lo = level_window
+    zbuf, ids = zbuf[:-1].reshape(b, -1), ids[:-1].reshape(b, -1)
+
+    # Big path: chunks of big triangles against all pixels of their image, merged by
+    # (depth, id).
+    big = ~in_front | (~empty & (size > lo))
+    big_chunk = min(chunk, n_tri)
+    order = _padded_order(big, big_chunk)
+    n_big = jnp.sum(big)
+    all_px, all_py = pixel_centres(height, width, zbuf.dtype)
+
+    def body(state):
+        c, zbuf, ids = state
+        idx = jax.lax.dynamic_slice(order, (c * big_chunk,), (big_chunk,))
+        live = (c * big_chunk + jnp.arange(big_chunk)) < n_big
+        cov, z = coverage_depth(planes[idx], all_px[None], all_py[None])
+        mine = image[idx][:, None] == jnp.arange(b)[None, :]          # (chunk, B)
+        z = jnp.where(cov & live[:, None], z, jnp.inf)                 # (chunk, H*W)
+        z = jnp.where(mine[..., None], z[:, None, :], jnp.inf)          # (chunk, B, H*W)
+        best = jnp.argmin(z, axis=0)  # first minimum: the lowest id among equal depths
+        bz = jnp.take_along_axis(z, best[None], 0)[0]
+        bid = jnp.where(jnp.isfinite(bz), idx[best], n_tri)
+        wins = (bz < zbuf) | ((bz == zbuf) & (bid < ids))
+        return c + 1, jnp.where(wins, bz, zbuf), jnp.where(wins, bid, ids)
+
+    n_chunks = (n_big + big_chunk - 1) // big_chunk
+    _, zbuf, ids = jax.lax.while_loop(lambda s: s[0] < n_chunks, body, (0, zbuf, ids))
+    return ids
+
+
+@functools.partial(jax.jit, static_argnames=("resolution", "window", "chunk"))
+def visible_triangles(pos_BxVx4: jax.Array, tri_Tx3: jax.Array, resolution: tuple[int, int],
+                      window: int = WINDOW, chunk: int = CHUNK) -> jax.Array:
+    """Id of the nearest covering triangle per pixel -> (B, H, W) int32, T where empty.
+
+    Ties in depth go to the lower triangle id. The argmin over chunk rows visits triangles in
+    increasing id order, as does the fast path's scatter-min.
+    """
+    height, width = resolution
+    pos = jax.lax.stop_gradient(pos_BxVx4)
+    b, n_tri = pos.shape[0], tri_Tx3.shape[0]
+    ids = _visible(pos[:, tri_Tx3], height, width, window, chunk)       # global ids (B, H*W)
+    local = ids - (jnp.arange(b, dtype=jnp.int32) * n_tri)[:, None]
+    return jnp.where(ids == b * n_tri, n_tri, local).reshape(b, height, width)
