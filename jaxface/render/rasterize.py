@@ -20,6 +20,17 @@ from jaxface.render.visibility import edge_functions, visible_triangles
 _GRAD_EPS = 1e-6
 
 
+def _per_pixel_triangle(values_BxVxC: jax.Array, tri_Tx3: jax.Array,
+                        ids_BxHxW: jax.Array) -> jax.Array:
+    """The three corners' values of each pixel's triangle -> (B, H, W, 3, C).
+
+    Gathered per triangle first, then one row per pixel: the backward pass then scatters one
+    12-value row per pixel instead of three vertex rows, which is 3x fewer scatter indices.
+    """
+    per_tri = values_BxVxC[:, tri_Tx3]                                 # (B, T, 3, C)
+    return jax.vmap(lambda t, i: t[i])(per_tri, ids_BxHxW)
+
+
 def _barycentrics(tri_Nx3x4: jax.Array, px: jax.Array, py: jax.Array):
     """(u, v, z/w) at pixel centres with nvdiffrast's forward clamping and gradient rule."""
     a = edge_functions(tri_Nx3x4, px, py)
@@ -55,8 +66,7 @@ def rasterize(pos_BxVx4: jax.Array, tri_Tx3: jax.Array, resolution: tuple[int, i
     n_tri = tri_Tx3.shape[0]
     ids = visible_triangles(pos_BxVx4, tri_Tx3, (height, width))
     found = ids < n_tri
-    corners = tri_Tx3[jnp.where(found, ids, 0)]                       # (B, H, W, 3)
-    tri_pos = jax.vmap(lambda p, c: p[c])(pos_BxVx4, corners)        # (B, H, W, 3, 4)
+    tri_pos = _per_pixel_triangle(pos_BxVx4, tri_Tx3, jnp.where(found, ids, 0))
     px = (jnp.arange(width, dtype=pos_BxVx4.dtype) + 0.5) / width * 2.0 - 1.0
     py = (jnp.arange(height, dtype=pos_BxVx4.dtype) + 0.5) / height * 2.0 - 1.0
     px, py = jnp.broadcast_to(px[None, :], (height, width)), jnp.broadcast_to(py[:, None],
@@ -96,8 +106,7 @@ def interpolate(attr: jax.Array, rast: jax.Array, tri_Tx3: jax.Array,
     attr = jnp.broadcast_to(attr, (b,) + attr.shape[1:])
     ids = rast[..., 3].astype(jnp.int32)
     found = ids > 0
-    corners = tri_Tx3[jnp.maximum(ids - 1, 0)]                         # (B, H, W, 3)
-    vals = jax.vmap(lambda a, c: a[c])(attr, corners)                 # (B, H, W, 3, C)
+    vals = _per_pixel_triangle(attr, tri_Tx3, jnp.maximum(ids - 1, 0))  # (B, H, W, 3, C)
     u, v = rast[..., 0:1], rast[..., 1:2]
     out = u * vals[..., 0, :] + v * vals[..., 1, :] + (1.0 - u - v) * vals[..., 2, :]
     out = jnp.where(found[..., None], out, 0.0)

@@ -14,11 +14,12 @@ Two paths, both with static shapes:
   the pixels of that square; depths go into the buffer by scatter-min, then, among the
   candidates at the winning depth, the lowest triangle id by a second scatter-min (two passes
   instead of packing (depth, id) into 64 bits).
-- medium: triangles whose box fits one of the wider windows of ``LEVELS`` do the same, in
-  chunks inside a ``while_loop`` that runs only as many chunks as there are such triangles.
-- big: triangles with a larger box, or with a vertex at w <= 0, are tested against every pixel
-  in chunks of ``chunk`` triangles, likewise looped, so none is ever dropped. A face mesh
-  has none.
+- looped: triangles whose box fits one of the wider windows of ``LEVEL_WINDOWS`` do the
+  same, in chunks inside a ``while_loop`` that runs only as many chunks as there are such
+  triangles; the last level's window is the whole screen and takes every remaining triangle
+  (and those with a vertex at w <= 0), so none is ever dropped. A face mesh has none there.
+
+The batch shares one buffer, so every level is linear in the batch size.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ import functools
 import jax
 import jax.numpy as jnp
 
-WINDOW, CHUNK = 4, 64
-# The looped levels after the static one: (window in pixels, triangles per chunk). Each chunk
-# tests window^2 * chunk candidates (256k); a level runs only as many chunks as it has members.
-LEVELS = ((8, 4096), (16, 1024), (32, 256))
+WINDOW = 4  # the static level's window: most face triangles at 224^2 fit 4 x 4 pixels
+# The looped levels' windows (then the whole screen). A chunk holds CHUNK // window^2
+# triangles, i.e. about CHUNK candidate pixels.
+LEVEL_WINDOWS = (8, 16, 32, 64)
+CHUNK = 1 << 18
 
 
 def pixel_centres(height: int, width: int, dtype=jnp.float32) -> tuple[jax.Array, jax.Array]:
@@ -147,56 +149,42 @@ def _visible(tri_BxTx3x4: jax.Array, height: int, width: int, window: int, chunk
     zbuf = jnp.full(n_pix + 1, jnp.inf, tri.dtype)
     ids = jnp.full(n_pix + 1, n_tri, jnp.int32)
 
-    # Level 0: every small triangle, statically. Then LEVELS: wider windows over chunks of
-    # the triangles that need them (a loop of as many chunks as there are).
+    # Level 0: every small triangle, statically. Then wider windows over chunks of the
+    # triangles that need them (each a loop of as many chunks as it has members); the last
+    # level is the whole screen, for the rest and for triangles with a vertex at w <= 0.
     small = in_front & ~empty & (size <= window)
     zbuf, ids = _splat(zbuf, ids, n_tri, jnp.arange(n_tri, dtype=jnp.int32), image, planes,
                        x0, y0, x1, y1, small, window, height, width)
+    screen = max(height, width)
+    levels = [w for w in LEVEL_WINDOWS if window < w < screen] + [screen]
+    full = jnp.zeros_like(x0)
     lo = window
-    for level_window, level_chunk in LEVELS:
-        level_chunk = min(level_chunk, n_tri)
-        member = in_front & ~empty & (size > lo) & (size <= level_window)
-        order = _padded_order(member, level_chunk)
+    for level_window in levels:
+        if level_window == screen:
+            member = ~in_front | (~empty & (size > lo))
+            bx0, by0 = jnp.where(in_front, x0, full), jnp.where(in_front, y0, full)
+            bx1 = jnp.where(in_front, x1, full + width - 1)
+            by1 = jnp.where(in_front, y1, full + height - 1)
+        else:
+            member = in_front & ~empty & (size > lo) & (size <= level_window)
+            bx0, by0, bx1, by1 = x0, y0, x1, y1
+        k = max(1, min(chunk // level_window**2, n_tri))
+        order = _padded_order(member, k)
         count = jnp.sum(member)
 
-        def level_body(state, order=order, count=count, win=level_window, k=level_chunk):
+        def level_body(state, order=order, count=count, win=level_window, k=k,
+                       box=(bx0, by0, bx1, by1)):
             c, zbuf, ids = state
             idx = jax.lax.dynamic_slice(order, (c * k,), (k,))
             live = (c * k + jnp.arange(k)) < count
-            return (c + 1, *_splat(zbuf, ids, n_tri, idx, image[idx], planes[idx], x0[idx],
-                                    y0[idx], x1[idx], y1[idx], live, win, height, width))
+            return (c + 1, *_splat(zbuf, ids, n_tri, idx, image[idx], planes[idx],
+                                    *(b[idx] for b in box), live, win, height, width))
 
-        n_chunks = (count + level_chunk - 1) // level_chunk
+        n_chunks = (count + k - 1) // k
         _, zbuf, ids = jax.lax.while_loop(lambda s, n=n_chunks: s[0] < n, level_body,
                                           (0, zbuf, ids))
         lo = level_window
-    zbuf, ids = zbuf[:-1].reshape(b, -1), ids[:-1].reshape(b, -1)
-
-    # Big path: chunks of big triangles against all pixels of their image, merged by
-    # (depth, id).
-    big = ~in_front | (~empty & (size > lo))
-    big_chunk = min(chunk, n_tri)
-    order = _padded_order(big, big_chunk)
-    n_big = jnp.sum(big)
-    all_px, all_py = pixel_centres(height, width, zbuf.dtype)
-
-    def body(state):
-        c, zbuf, ids = state
-        idx = jax.lax.dynamic_slice(order, (c * big_chunk,), (big_chunk,))
-        live = (c * big_chunk + jnp.arange(big_chunk)) < n_big
-        cov, z = coverage_depth(planes[idx], all_px[None], all_py[None])
-        mine = image[idx][:, None] == jnp.arange(b)[None, :]          # (chunk, B)
-        z = jnp.where(cov & live[:, None], z, jnp.inf)                 # (chunk, H*W)
-        z = jnp.where(mine[..., None], z[:, None, :], jnp.inf)          # (chunk, B, H*W)
-        best = jnp.argmin(z, axis=0)  # first minimum: the lowest id among equal depths
-        bz = jnp.take_along_axis(z, best[None], 0)[0]
-        bid = jnp.where(jnp.isfinite(bz), idx[best], n_tri)
-        wins = (bz < zbuf) | ((bz == zbuf) & (bid < ids))
-        return c + 1, jnp.where(wins, bz, zbuf), jnp.where(wins, bid, ids)
-
-    n_chunks = (n_big + big_chunk - 1) // big_chunk
-    _, zbuf, ids = jax.lax.while_loop(lambda s: s[0] < n_chunks, body, (0, zbuf, ids))
-    return ids
+    return ids[:-1].reshape(b, -1)
 
 
 @functools.partial(jax.jit, static_argnames=("resolution", "window", "chunk"))
