@@ -192,8 +192,7 @@ def visible_triangles(pos_BxVx4: jax.Array, tri_Tx3: jax.Array, resolution: tupl
                       window: int = WINDOW, chunk: int = CHUNK) -> jax.Array:
     """Id of the nearest covering triangle per pixel -> (B, H, W) int32, T where empty.
 
-    Ties in depth go to the lower triangle id. The argmin over chunk rows visits triangles in
-    increasing id order, as does the fast path's scatter-min.
+    Ties in depth go to the lower triangle id (every level merges by (depth, id)).
     """
     height, width = resolution
     pos = jax.lax.stop_gradient(pos_BxVx4)
