@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxface.render.backend import resolve_backend
-from jaxface.render.visibility import edge_functions, visible_triangles
+from jaxface.render.visibility import edge_functions, pixel_centres, visible_triangles
 
 _GRAD_EPS = 1e-6
 
@@ -67,10 +67,8 @@ def rasterize(pos_BxVx4: jax.Array, tri_Tx3: jax.Array, resolution: tuple[int, i
     ids = visible_triangles(pos_BxVx4, tri_Tx3, (height, width))
     found = ids < n_tri
     tri_pos = _per_pixel_triangle(pos_BxVx4, tri_Tx3, jnp.where(found, ids, 0))
-    px = (jnp.arange(width, dtype=pos_BxVx4.dtype) + 0.5) / width * 2.0 - 1.0
-    py = (jnp.arange(height, dtype=pos_BxVx4.dtype) + 0.5) / height * 2.0 - 1.0
-    px, py = jnp.broadcast_to(px[None, :], (height, width)), jnp.broadcast_to(py[:, None],
-                                                                              (height, width))
+    px, py = (c.reshape(height, width)
+              for c in pixel_centres(height, width, pos_BxVx4.dtype))
     u, v, zw = _barycentrics(tri_pos, px, py)
     rast = jnp.stack([u, v, zw, (ids + 1).astype(u.dtype)], axis=-1)
     rast = jnp.where(found[..., None], rast, 0.0)
