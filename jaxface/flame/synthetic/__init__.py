@@ -41,7 +41,6 @@ def rest_mesh() -> tuple[rig.RestMesh, topology.HeadLayout, np.ndarray, np.ndarr
     layout = topology.head_layout()
     head_verts, on_head = surface.head_points(layout.theta, layout.phi)
     n_head = len(head_verts)
-    n_copies = len(layout.lip_copies)
     group = np.full(n_head, rig.HEAD)
     group[layout.lip_copies] = rig.LIP_COPY
     verts, faces = [head_verts], [layout.faces]
@@ -74,7 +73,6 @@ def rest_mesh() -> tuple[rig.RestMesh, topology.HeadLayout, np.ndarray, np.ndarr
         on_head=np.concatenate(flags), side=side, on_slit=on_slit,
         mirror=_mirror_index(verts, group), eye_centres=centres, neck_ring=neck,
         mouth_corners=verts[layout.lip_corners])
-    assert n_copies == topology.N_LIP_DUPLICATES
     ear = surface.ear_weight(verts) > 0.2
     return mesh, layout, np.concatenate(uvs), np.concatenate(uv_faces), ear
 
