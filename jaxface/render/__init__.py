@@ -1,5 +1,6 @@
-"""Rendering: nvdiffrast's primitives in pure JAX (rasterize, interpolate, texture, antialias) and
-spherical-harmonics lighting.
+"""Rendering: nvdiffrast's primitives in pure JAX (rasterize, interpolate, texture, antialias),
+spherical-harmonics lighting, and DECA's face renderer on top (shaded and shape-only renders,
+UV-space maps, detail normals from a UV displacement map).
 
 The rasterizer follows nvdiffrast's contracts (clip-space input, ``rast`` = (u, v, z/w,
 triangle_id + 1), its pixel layout and gradient rules), so a backend built on nvdiffrast's
@@ -8,9 +9,21 @@ CUDA kernels can replace the pure-JAX one behind the same ``backend`` argument.
 
 from jaxface.render.antialias import antialias, antialias_topology
 from jaxface.render.backend import BACKENDS, BackendUnavailableError, resolve_backend
+from jaxface.render.face import (
+    FaceTopology,
+    RenderOutput,
+    clip_from_ndc,
+    face_topology,
+    project_landmarks,
+    render,
+    render_shape,
+)
 from jaxface.render.rasterize import interpolate, rasterize
 from jaxface.render.sh import SH_CONSTANTS, sh_basis, sh_shading
 from jaxface.render.texture import texture
+from jaxface.render.uv import displacement_normals, world2uv
 
-__all__ = ["BACKENDS", "SH_CONSTANTS", "BackendUnavailableError", "antialias", "antialias_topology",
-           "interpolate", "rasterize", "resolve_backend", "sh_basis", "sh_shading", "texture"]
+__all__ = ["BACKENDS", "SH_CONSTANTS", "BackendUnavailableError", "FaceTopology", "RenderOutput",
+           "antialias", "antialias_topology", "clip_from_ndc", "displacement_normals",
+           "face_topology", "interpolate", "project_landmarks", "rasterize", "render",
+           "render_shape", "resolve_backend", "sh_basis", "sh_shading", "texture", "world2uv"]

@@ -1,0 +1,94 @@
+"""UV-space maps of a mesh (DECA's ``world2uv``) and the detail normals of a displaced mesh.
+
+UV images follow jaxface's convention: (S, S) with row 0 at v = 1 (the top) and texel (i, j)
+centred at uv ((j + 0.5) / S, 1 - (i + 0.5) / S), the way DECA samples them.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxface.geometry import vertex_normals
+from jaxface.render.rasterize import interpolate, rasterize
+
+
+def clip_from_uv(uv_Nx2: jax.Array) -> jax.Array:
+    """Clip-space positions (N, 4) that draw UV coordinates into a UV image (row 0 at v = 1)."""
+    u, v = uv_Nx2[:, 0], uv_Nx2[:, 1]
+    return jnp.stack([2.0 * u - 1.0, 1.0 - 2.0 * v, jnp.zeros_like(u), jnp.ones_like(u)], -1)
+
+
+def uv_rasterize(uv_coords_Vtx2: jax.Array, uv_faces_Tx3: jax.Array, size: int,
+                 backend: str = "auto") -> jax.Array:
+    """Rasterizes the UV layout once -> rast (1, S, S, 4): which triangle covers each texel and
+    where. It depends on the layout only, so it is computed once per mesh and reused."""
+    rast, _ = rasterize(clip_from_uv(uv_coords_Vtx2)[None], uv_faces_Tx3, (size, size),
+                        backend=backend)
+    return rast
+
+
+def uv_to_vertex(faces_Tx3: np.ndarray, uv_faces_Tx3: np.ndarray, n_uv: int) -> np.ndarray:
+    """The mesh vertex of each UV vertex (Vt,), from corresponding face corners."""
+    out = np.zeros(n_uv, np.int32)
+    out[np.asarray(uv_faces_Tx3).reshape(-1)] = np.asarray(faces_Tx3).reshape(-1)
+    return out
+
+
+def world2uv(attr_BxVxC: jax.Array, uv_rast_1xSxSx4: jax.Array, uv_faces_Tx3: jax.Array,
+             uv_to_vertex_Vt: jax.Array) -> jax.Array:
+    """Per-vertex attributes (e.g. positions, normals) as UV images (B, S, S, C); texels no
+    triangle covers are 0."""
+    attr_uv = attr_BxVxC[:, uv_to_vertex_Vt]
+    rast = jnp.broadcast_to(uv_rast_1xSxSx4, (attr_BxVxC.shape[0],) + uv_rast_1xSxSx4.shape[1:])
+    out, _ = interpolate(attr_uv, rast, uv_faces_Tx3)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def grid_faces(size: int, flip: bool) -> np.ndarray:
+    """Triangles (2 (S-1)^2, 3) of the dense mesh whose vertices are the texels of an S x S
+    UV image (row-major), counter-clockwise in (u, v) unless ``flip``."""
+    idx = np.arange(size * size).reshape(size, size)
+    top_left, top_right = idx[:-1, :-1], idx[:-1, 1:]
+    bottom_left, bottom_right = idx[1:, :-1], idx[1:, 1:]
+    # Rows run down in v: (bottom_left, bottom_right, top_right) is counter-clockwise in (u, v).
+    faces = np.concatenate([
+        np.stack([bottom_left, bottom_right, top_right], -1).reshape(-1, 3),
+        np.stack([bottom_left, top_right, top_left], -1).reshape(-1, 3),
+    ])
+    return np.ascontiguousarray(faces[:, ::-1] if flip else faces).astype(np.int32)
+
+
+def displacement_normals(uv_positions_BxSxSx3: jax.Array, uv_normals_BxSxSx3: jax.Array,
+                         displacement_BxSxSx1: jax.Array, uv_mask_SxSx1: jax.Array,
+                         uv_flipped: bool) -> jax.Array:
+    """Normals (B, S, S, 3) of the coarse surface displaced along its normals by a UV
+    displacement map (DECA's ``displacement2normal``): the displaced texels form a dense grid
+    mesh whose vertex normals are the detail normals; outside the mask the coarse normals stay.
+
+    Args:
+      uv_positions_BxSxSx3, uv_normals_BxSxSx3: :func:`world2uv` of the coarse vertices and
+        their unit normals.
+      displacement_BxSxSx1: the displacement along the normal, in the positions' units.
+      uv_mask_SxSx1: 1 where detail applies (DECA's face-and-eye UV mask), 0 elsewhere.
+      uv_flipped: the UV layout mirrors the surface (clockwise in uv seen from outside); see
+        :func:`uv_orientation_flipped`.
+    """
+    b, size = uv_positions_BxSxSx3.shape[:2]
+    disp = displacement_BxSxSx1 * uv_mask_SxSx1
+    dense = uv_positions_BxSxSx3 + disp * uv_normals_BxSxSx3
+    faces = jnp.asarray(grid_faces(size, uv_flipped))
+    normals = vertex_normals(dense.reshape(b, size * size, 3), faces).reshape(b, size, size, 3)
+    return normals * uv_mask_SxSx1 + uv_normals_BxSxSx3 * (1.0 - uv_mask_SxSx1)
+
+
+def uv_orientation_flipped(uv_coords_Vtx2: np.ndarray, uv_faces_Tx3: np.ndarray) -> bool:
+    """Whether the UV layout mirrors the surface: the mesh's triangles, counter-clockwise seen
+    from outside (FLAME's convention), are mostly clockwise in (u, v) (by area)."""
+    uv = np.asarray(uv_coords_Vtx2, np.float64)[np.asarray(uv_faces_Tx3)]
+    e1, e2 = uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]
+    return bool(np.sum(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0)
