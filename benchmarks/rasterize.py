@@ -6,9 +6,10 @@ The mesh is the synthetic head (9976 triangles) posed with random shapes and yaw
 to fill most of the image (orthographic clip space, as the face renderer uses). Timed, jit
 compiled, medians after warm-up:
 
-- forward: ``rasterize`` + ``interpolate`` of the vertex positions (antialias is not yet
-  implemented and not included);
-- forward+backward: the gradient of a sum over the interpolated image w.r.t. the positions.
+- forward: ``rasterize`` + ``interpolate`` of per-vertex colours + ``antialias`` of the
+  colour image (what a renderer does per frame; the shared-edge table is built once, outside);
+- forward+backward: the gradient of a loss on the antialiased image w.r.t. the positions and
+  the colours (barycentric and silhouette gradients both flow).
 
 The reference is a brute-force rasterizer (every triangle against every pixel, chunked), timed
 at B = 1 in the same process; the ratio is reference time x B / JAX time (> 1: JAX faster).
@@ -26,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface import flame
-from jaxface.render import interpolate, rasterize
+from jaxface.render import antialias, antialias_topology, interpolate, rasterize
 from jaxface.render.visibility import coverage_depth, pixel_centres, triangle_planes
 
 
@@ -80,6 +81,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     model = flame.synthetic_flame()
+    topology = antialias_topology(model.faces)
     rng = np.random.default_rng(0)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus; jax {jax.__version__} on "
           f"{jax.devices()[0].platform}; mesh {model.faces.shape[0]} triangles")
@@ -96,15 +98,17 @@ def main():
         t_brute = _median(lambda p=pos1[0], f=brute: f(p), max(1, args.repeats // 2))
         for b in args.batches:
             pos = clip_positions(model, b, rng)
+            colors = jnp.asarray(rng.uniform(size=(b, pos.shape[1], 3)), jnp.float32)
 
-            def fwd(p, res=res):
+            def fwd(p, c, res=res):
                 rast, _ = rasterize(p, model.faces, res)
-                return interpolate(p[..., :3], rast, model.faces)[0]
+                image = interpolate(c, rast, model.faces)[0]
+                return antialias(image, rast, p, model.faces, topology)
 
-            loss = jax.jit(jax.value_and_grad(lambda p, f=fwd: jnp.sum(f(p) ** 2)))
+            loss = jax.jit(jax.value_and_grad(lambda p, c, f=fwd: jnp.sum(f(p, c) ** 2), (0, 1)))
             fwd = jax.jit(fwd)
-            tf = _median(lambda p=pos, f=fwd: f(p), args.repeats)
-            tb = _median(lambda p=pos, f=loss: f(p), args.repeats)
+            tf = _median(lambda p=pos, c=colors, f=fwd: f(p, c), args.repeats)
+            tb = _median(lambda p=pos, c=colors, f=loss: f(p, c), args.repeats)
             print(f"{size:>5} {b:>3} {tf * 1e3:>9.1f} {tb * 1e3:>11.1f} {tb / b * 1e3:>8.1f} "
                   f"{t_brute * 1e3:>13.1f} {t_brute * b / tf:>10.1f}", flush=True)
 

@@ -31,6 +31,22 @@ def rng(request) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+@pytest.fixture(scope="session")
+def load_config():
+    """Loads ``configs/<name>.py``'s ``get_config()`` (configs are files, not a package)."""
+    import importlib.util
+    import pathlib
+
+    def load(name: str):
+        path = pathlib.Path(__file__).parents[1] / "configs" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"config_{name.replace('/', '_')}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.get_config()
+
+    return load
+
+
 @pytest.fixture
 def x64():
     """Runs the test with float64 enabled in JAX."""

@@ -11,6 +11,10 @@ colour. The crossing point moves with the edge's two vertices, which is where th
 positions come from: nvdiffrast's rule divides by the edge's extent across the pair plus
 copysign(1e-3 px) and gives no position gradient where the blend saturates (|alpha| >= 0.5).
 
+Only the nearer pixel's own triangle is examined, so a silhouette is blended (and gets
+gradients) only where the covering triangle owns the silhouette edge; with sub-pixel triangles
+(FLAME at 224 px) that is part of the contour, as in nvdiffrast.
+
 Differences from nvdiffrast, both in cases it leaves undefined: an edge shared by more than two
 triangles has no opposite vertex here (it is a silhouette), where nvdiffrast pairs whichever two
 its hash table stored first; ties in the exit-edge choice follow ``argmax``.

@@ -236,29 +236,17 @@ def test_missing_file_names_where_to_get_it(tmp_path):
         flame.load_flame(tmp_path / "generic_model.pkl")
 
 
-def _face_model_config(**overrides):
-    import importlib.util as iu
-    import pathlib
-
-    path = pathlib.Path(__file__).parents[2] / "configs" / "face_model.py"
-    spec = iu.spec_from_file_location("face_model_config", path)
-    module = iu.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config()
-    cfg.update(overrides)
-    return cfg
-
-
-def test_face_model_config_defaults_to_the_synthetic_head(model):
-    loaded, albedo = flame.load_face_model(_face_model_config())
+def test_face_model_config_defaults_to_the_synthetic_head(model, load_config):
+    loaded, albedo = flame.load_face_model(load_config("face_model"))
     np.testing.assert_array_equal(np.asarray(loaded.v_template), np.asarray(model.v_template))
     assert albedo.basis.shape == (256, 256, 3, 20)  # n_albedo=50 capped at what exists
 
 
-def test_face_model_config_with_real_files(flame_files, tmp_path, model, rng):
+def test_face_model_config_with_real_files(flame_files, tmp_path, model, rng, load_config):
     pkl, obj, emb = flame_files
-    cfg = _face_model_config(flame_path=str(pkl), landmark_embedding_path=str(emb),
-                             uv_template_path=str(obj), n_shape=20, n_albedo=3)
+    cfg = load_config("face_model")
+    cfg.update(dict(flame_path=str(pkl), landmark_embedding_path=str(emb),
+                    uv_template_path=str(obj), n_shape=20, n_albedo=3))
     with pytest.raises(AssetError, match="no albedo model; set face_model.albedo_path"):
         flame.load_face_model(cfg)
     np.savez(tmp_path / "bfm.npz", MU=rng.uniform(size=4 * 4 * 3), PC=rng.normal(size=(48, 5)))

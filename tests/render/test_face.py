@@ -1,9 +1,17 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxface import flame
-from jaxface.render import face_topology, interpolate, project_landmarks, render, render_shape
+from jaxface.render import (
+    face_topology,
+    interpolate,
+    project_landmarks,
+    render,
+    render_shape,
+    resolve_backend,
+)
 from tests.render.raster_reference import rasterize_reference
 from tests.render.test_antialias import _globe
 
@@ -161,3 +169,15 @@ def test_render_shape_of_a_camera_facing_square(rng):
     np.testing.assert_allclose(img[:3], background, rtol=1e-6)
     low, high = min(want, background) - 1e-6, max(want, background) + 1e-6
     assert np.all(img >= low) and np.all(img <= high)
+
+
+def test_render_config_drives_the_renderer(model, load_config):
+    cfg = load_config("render")
+    assert resolve_backend(cfg.backend) == "jax"  # no nvdiffrast library or GPU here
+    cfg.uv_size = 16
+    topo = face_topology(model.faces, model.uvs, model.uv_faces, uv_size=cfg.uv_size,
+                         backend=cfg.backend)
+    assert topo.uv_size == 16 and not topo.uv_flipped
+    cfg.backend = "opengl"
+    with pytest.raises(ValueError, match="render backend must be one of"):
+        face_topology(model.faces, model.uvs, model.uv_faces, backend=cfg.backend)
