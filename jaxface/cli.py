@@ -3,6 +3,7 @@
     jaxface flame-asset --out head.npz        # write the embedded synthetic head
     jaxface flame-info generic_model.pkl --landmark-embedding landmark_embedding.npy \
         --uv-template head_template.obj       # check and summarise a FLAME model
+    jaxface model-summary --config configs/model.py [--ablations]   # the network's size
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import numpy as np
 
 from jaxface.assets import AssetError
+from jaxface.configs import ConfigError
 
 
 def describe(model) -> str:
@@ -71,6 +73,24 @@ def _flame_info(args) -> int:
     return 0
 
 
+def _model_summary(args) -> int:
+    from jaxface.configs import load_config
+    from jaxface.models import param_sizes
+    from jaxface.models.summary import ablation_table, summarize
+
+    cfg = load_config(args.config_args)
+    model_cfg = cfg.model if "model" in cfg else cfg
+    sizes = param_sizes()
+    if "face_model" in cfg:
+        fm = cfg.face_model
+        sizes = param_sizes(fm.n_shape, fm.n_albedo, fm.n_expression)
+    print(summarize(model_cfg, sizes))
+    if args.ablations:
+        print()
+        print(ablation_table(model_cfg, sizes))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxface", description="Detailed 3D face reconstruction from one photo (JAX/Flax).")
@@ -90,14 +110,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-shape", type=int, default=100)
     p.add_argument("--n-expression", type=int, default=50)
     p.set_defaults(run=_flame_info)
+
+    p = sub.add_parser(
+        "model-summary", help="parameter counts and shapes of the network for a config",
+        description="Takes --config=PATH (configs/model.py or an experiment config) and "
+                    "--config.FIELD=VALUE overrides.")
+    p.add_argument("--ablations", action="store_true",
+                   help="also tabulate E_c for PIM off/on x GRPAM off/on")
+    p.set_defaults(run=_model_summary, config_args=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if getattr(args, "config_args", None):
+        args.config_args = rest  # --config=... and its overrides, parsed by ml_collections
+    elif rest:
+        build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.run(args)
-    except (AssetError, OSError) as e:
+    except (AssetError, ConfigError, OSError) as e:
         print(f"jaxface {args.command}: error: {e}", file=sys.stderr)
         return 2
 

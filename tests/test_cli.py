@@ -1,7 +1,12 @@
+import pathlib
+
 import numpy as np
+import pytest
 
 from jaxface import flame
 from jaxface.cli import main
+
+MODEL_CONFIG = str(pathlib.Path(__file__).parents[1] / "configs" / "model.py")
 
 
 def test_flame_asset_writes_a_loadable_model(tmp_path, capsys, model):
@@ -29,3 +34,18 @@ def test_flame_asset_reports_an_unwritable_path(tmp_path, capsys):
     assert main(["flame-asset", "--out", str(blocker / "head.npz")]) == 2
     assert "error" in capsys.readouterr().err
     assert blocker.read_text() == "not a folder"
+
+
+def test_model_summary_with_overrides_and_ablations(capsys):
+    assert main(["model-summary", f"--config={MODEL_CONFIG}", "--config.use_grpam=False",
+                 "--config.image_size=128", "--ablations"]) == 0
+    out = capsys.readouterr().out
+    assert "GRPAM off" in out and "input  (B, 128, 128, 5)" in out and "GRPAM RGA" not in out
+    assert "E_c -> code (B, 236)" in out and len(out.split("PIM  GRPAM")[1].splitlines()) == 5
+
+
+def test_model_summary_rejects_unknown_fields_and_flags(capsys):
+    assert main(["model-summary", f"--config={MODEL_CONFIG}", "--config.use_gpram=False"]) == 2
+    assert "unknown config field(s) config.use_gpram" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["flame-info", "x.npz", "--config.nope=1"])

@@ -1,0 +1,64 @@
+"""Reading experiment configs: ``configs/*.py`` files with command-line overrides.
+
+    cfg = load_config(["--config=configs/model.py", "--config.use_grpam=False"])
+
+Parsing is ml_collections' ``config_flags`` (so ``--config=file.py:arg``, typed overrides
+and the error for an unknown field behave as in every ml_collections project), on a private
+absl ``FlagValues`` so it composes with the ``jaxface`` subcommands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import ml_collections
+from absl import flags
+from ml_collections import config_flags
+
+
+class ConfigError(ValueError):
+    """A config file or override is missing or wrong (unknown field, wrong type)."""
+
+
+def load_config(argv: Sequence[str], name: str = "config") -> ml_collections.ConfigDict:
+    """The config named by ``--config=PATH`` in ``argv`` with its ``--config.a.b=v``
+    overrides applied, locked (assigning an unknown field afterwards is an error)."""
+    values = flags.FlagValues()
+    args = ["jaxface", *argv]
+    # sys_argv: the override flags are defined from the arguments, at definition time.
+    config_flags.DEFINE_config_file(name, default=None, flag_values=values, lock_config=True,
+                                    help_string="a configs/*.py file", sys_argv=args)
+    try:
+        values(args)
+        cfg = values[name].value
+        if cfg is not None and not isinstance(cfg, ml_collections.ConfigDict):
+            cfg.to_dict()  # ml_collections defers a load failure to the first access
+    except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
+        unknown = _unknown_fields(argv, name)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}") from e
+        raise ConfigError(f"bad config arguments {list(argv)}: {e}") from e
+    if cfg is None:
+        raise ConfigError(f"no --{name}=PATH given (e.g. --{name}=configs/model.py)")
+    return cfg
+
+
+def _unknown_fields(argv: Sequence[str], name: str) -> list[str]:
+    """The ``--name.a.b=`` overrides whose field the base config does not have."""
+    base = [a for a in argv if a.startswith(f"--{name}=")]
+    try:
+        cfg = load_config(base, name) if base else None
+    except ConfigError:
+        return []
+    unknown = []
+    for arg in argv:
+        if not arg.startswith(f"--{name}."):
+            continue
+        field = arg[len(name) + 3:].split("=", 1)[0]
+        node = cfg
+        for part in field.split("."):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                unknown.append(f"{name}.{field}")
+                break
+            node = node[part]
+    return unknown

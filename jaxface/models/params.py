@@ -1,0 +1,35 @@
+"""Naming the coarse code: DECA's parameter groups and their conversion to FLAME inputs."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+# Order of the groups in the code vector (DECA's).
+PARAM_GROUPS = ("shape", "tex", "exp", "pose", "cam", "light")
+
+
+def param_sizes(n_shape: int = 100, n_tex: int = 50, n_exp: int = 50) -> dict[str, int]:
+    """Lengths of the groups: pose = global rotation 3 + jaw 3 (axis-angle), camera = (s, tx,
+    ty), light = 9 SH coefficients x 3 colours."""
+    return {"shape": n_shape, "tex": n_tex, "exp": n_exp, "pose": 6, "cam": 3, "light": 27}
+
+
+def decode_params(code_BxP: jax.Array, sizes: dict[str, int]) -> dict[str, jax.Array]:
+    """Splits the code into named groups; ``light`` comes out as (B, 9, 3)."""
+    total = sum(sizes[g] for g in PARAM_GROUPS)
+    if code_BxP.shape[-1] != total:
+        raise ValueError(f"code has {code_BxP.shape[-1]} values, the groups {sizes} need {total}")
+    out, start = {}, 0
+    for group in PARAM_GROUPS:
+        out[group] = code_BxP[..., start:start + sizes[group]]
+        start += sizes[group]
+    out["light"] = out["light"].reshape(out["light"].shape[:-1] + (9, 3))
+    return out
+
+
+def flame_pose(pose_Bx6: jax.Array) -> jax.Array:
+    """FLAME's full pose (B, 15) [global, neck, jaw, eye L, eye R] from (global, jaw); the
+    neck and eyes stay at rest, as DECA regresses them."""
+    zeros = jnp.zeros(pose_Bx6.shape[:-1] + (3,), pose_Bx6.dtype)
+    return jnp.concatenate([pose_Bx6[..., :3], zeros, pose_Bx6[..., 3:], zeros, zeros], -1)
