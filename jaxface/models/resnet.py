@@ -42,14 +42,28 @@ def max_pool_3x3_s2(x_BxHxWxC: jax.Array) -> jax.Array:
                                  ((0, 0), (1, 1), (1, 1), (0, 0)))
 
 
+def max_pool_3x3_s2_ceil(x_BxHxWxC: jax.Array) -> jax.Array:
+    """Caffe's pooling: MaxPool2d(3, stride=2, padding=0, ceil_mode=True)."""
+    pads = [(0, 0)]
+    for n in x_BxHxWxC.shape[1:3]:
+        out = -(-(n - 3) // 2) + 1
+        pads.append((0, max(0, (out - 1) * 2 + 3 - n)))
+    return jax.lax.reduce_window(x_BxHxWxC, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1),
+                                 pads + [(0, 0)])
+
+
 class Bottleneck(nnx.Module):
     """1x1 -> 3x3 (carrying the stride, v1.5) -> 1x1 x4, with a projection shortcut when the
-    shape changes."""
+    shape changes. ``stride_in_1x1``: the stride on the first 1x1 instead (Caffe's v1, as in
+    the VGGFace2 ResNet50)."""
 
-    def __init__(self, in_ch: int, width: int, stride: int, *, rngs: nnx.Rngs):
+    def __init__(self, in_ch: int, width: int, stride: int, stride_in_1x1: bool = False, *,
+                 rngs: nnx.Rngs):
         out_ch = width * EXPANSION
-        self.conv1, self.bn1 = conv(in_ch, width, 1, rngs=rngs), batch_norm(width, rngs=rngs)
-        self.conv2 = conv(width, width, 3, stride, rngs=rngs)
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv(in_ch, width, 1, s1, rngs=rngs)
+        self.bn1 = batch_norm(width, rngs=rngs)
+        self.conv2 = conv(width, width, 3, s3, rngs=rngs)
         self.bn2 = batch_norm(width, rngs=rngs)
         self.conv3, self.bn3 = conv(width, out_ch, 1, rngs=rngs), batch_norm(out_ch, rngs=rngs)
         project = stride != 1 or in_ch != out_ch
@@ -79,9 +93,13 @@ class ResNet50(nnx.Module):
       in_channels: 3 for RGB; more when prior channels are stacked on the image.
       last_stride: stride of stage 4 (2 in torchvision; 1 keeps C5 at 1/16 of the input, as
         the official RGA network does, so attention on C5 has enough positions).
+      caffe: Caffe's ResNet50 (the VGGFace2 model): strides on the bottlenecks' first 1x1
+        and the stem's max pool without padding, rounding up.
     """
 
-    def __init__(self, in_channels: int = 3, last_stride: int = 2, *, rngs: nnx.Rngs):
+    def __init__(self, in_channels: int = 3, last_stride: int = 2, caffe: bool = False, *,
+                 rngs: nnx.Rngs):
+        self.caffe = caffe
         self.conv1 = conv(in_channels, 64, 7, 2, rngs=rngs)
         self.bn1 = batch_norm(64, rngs=rngs)
         in_ch = 64
@@ -90,7 +108,8 @@ class ResNet50(nnx.Module):
                                                         strict=True)):
             layer = []
             for b in range(blocks):
-                layer.append(Bottleneck(in_ch, width, stride if b == 0 else 1, rngs=rngs))
+                layer.append(Bottleneck(in_ch, width, stride if b == 0 else 1, caffe,
+                                        rngs=rngs))
                 in_ch = width * EXPANSION
             setattr(self, f"layer{i + 1}", nnx.List(layer))
         self.last_stride = last_stride
@@ -100,7 +119,7 @@ class ResNet50(nnx.Module):
 
     def __call__(self, x_BxHxWxC: jax.Array) -> ResNetFeatures:
         x = jax.nn.relu(self.bn1(self.conv1(x_BxHxWxC)))
-        x = max_pool_3x3_s2(x)
+        x = max_pool_3x3_s2_ceil(x) if self.caffe else max_pool_3x3_s2(x)
         outs = []
         for layer in self.stages():
             for block in layer:

@@ -25,11 +25,13 @@ _LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running
          "var": "running_var"}
 
 
-def load_torchvision_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """A torchvision state_dict as NumPy arrays, from a ``.pth`` (needs torch) or ``.npz``."""
+def load_torchvision_state_dict(path: str | os.PathLike, source: str = SOURCE
+                                ) -> dict[str, np.ndarray]:
+    """A torchvision state_dict as NumPy arrays, from a ``.pth`` (needs torch) or ``.npz``;
+    ``source`` says where to get the file when it is missing."""
     path = pathlib.Path(path)
     if not path.is_file():
-        raise AssetError(f"ResNet50 weights not found: {path} (get them from {SOURCE})")
+        raise AssetError(f"weights not found: {path} (get them from {source})")
     if path.suffix == ".npz":
         with np.load(path) as data:
             return {k: data[k] for k in data.files}

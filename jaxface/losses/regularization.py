@@ -1,0 +1,44 @@
+"""Parameter regularisers and the identity-group swaps of the consistency losses."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def regularization(shape_BxS: jax.Array, expression_BxE: jax.Array, albedo_BxA: jax.Array,
+                   w_shape: float, w_expression: float, w_albedo: float) -> jax.Array:
+    """L_reg = w_id ||beta||^2 + w_exp ||psi||^2 + w_tex ||alpha||^2, batch mean."""
+    return (w_shape * jnp.mean(jnp.sum(shape_BxS**2, -1))
+            + w_expression * jnp.mean(jnp.sum(expression_BxE**2, -1))
+            + w_albedo * jnp.mean(jnp.sum(albedo_BxA**2, -1)))
+
+
+def displacement_l1(displacement_BxSxSx1: jax.Array) -> jax.Array:
+    """L_regD = ||D||_{1,1}: the sum of |D| over the UV map, batch mean."""
+    return jnp.mean(jnp.sum(jnp.abs(displacement_BxSxSx1), axis=(1, 2, 3)))
+
+
+def soft_symmetry(displacement_BxSxSx1: jax.Array, uv_face_mask_SxSx1: jax.Array) -> jax.Array:
+    """L_sym = ||V_uv * (D - flip(D))||_{1,1}, flip mirroring u (the UV map's columns; FLAME's
+    layout is left-right symmetric about u = 0.5), batch mean."""
+    mirrored = displacement_BxSxSx1[:, :, ::-1]
+    return jnp.mean(jnp.sum(jnp.abs(uv_face_mask_SxSx1 * (displacement_BxSxSx1 - mirrored)),
+                            axis=(1, 2, 3)))
+
+
+def group_swap_permutation(batch: int, group_size: int) -> np.ndarray:
+    """The batch holds batch / K identities as consecutive groups of K images; image i takes
+    its parameters from the next image of its own group (cyclically). With K = 1 it is the
+    identity. -> (batch,) int indices, static."""
+    if group_size < 1 or batch % group_size:
+        raise ValueError(f"batch {batch} is not whole groups of {group_size} images per "
+                         "identity (the shape/detail consistency losses need them)")
+    i = np.arange(batch)
+    return (i // group_size) * group_size + (i % group_size + 1) % group_size
+
+
+def swap_within_groups(x_BxN: jax.Array, group_size: int) -> jax.Array:
+    """x permuted by :func:`group_swap_permutation` (L_sc swaps beta, L_dc swaps delta)."""
+    return x_BxN[group_swap_permutation(x_BxN.shape[0], group_size)]
