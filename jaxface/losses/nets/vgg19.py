@@ -91,3 +91,16 @@ def load_vgg19(module: VGG19Features, weights: str | os.PathLike | dict) -> VGG1
                                  f"layout), expected {var.get_value().shape}")
             var[...] = jnp.asarray(value)
     return module
+
+
+def perceptual_network(config) -> VGG19Features | None:
+    """The VGG19 an experiment config needs for ID-MRF (``config.loss.mrf > 0``), loaded from
+    ``config.perceptual.vgg19_path``; None when ID-MRF is off. Fails before training when
+    the file is not given or missing, naming it."""
+    if not config.loss.mrf:
+        return None
+    path = config.perceptual.vgg19_path
+    if not path:
+        raise AssetError("loss.mrf > 0 (ID-MRF) needs perceptual.vgg19_path: torchvision's "
+                         f"vgg19-dcbb9e9d.pth or an .npz of it ({SOURCE}); or set loss.mrf=0")
+    return load_vgg19(VGG19Features("relu4_2", rngs=nnx.Rngs(0)), path)

@@ -58,3 +58,16 @@ def test_vgg19_errors(tmp_path):
         net(jnp.zeros((1, 16, 16, 3)), layers=("relu4_2",))
     with pytest.raises(ValueError, match="no layer 'relu9_1'"):
         VGG19Features("relu9_1", rngs=nnx.Rngs(0))
+
+
+def test_perceptual_network_from_config(load_config, tmp_path):
+    from jaxface.losses.nets.vgg19 import perceptual_network
+
+    cfg = load_config("losses")
+    with pytest.raises(AssetError, match="needs perceptual.vgg19_path.*vgg19-dcbb9e9d.pth"):
+        perceptual_network(cfg)
+    cfg.perceptual.vgg19_path = str(tmp_path / "vgg19-dcbb9e9d.pth")
+    with pytest.raises(AssetError, match="not found.*vgg19-dcbb9e9d.pth"):
+        perceptual_network(cfg)
+    cfg.loss.mrf = 0.0
+    assert perceptual_network(cfg) is None
