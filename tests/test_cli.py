@@ -49,3 +49,12 @@ def test_model_summary_rejects_unknown_fields_and_flags(capsys):
     assert "unknown config field(s) config.use_gpram" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["flame-info", "x.npz", "--config.nope=1"])
+
+
+def test_synth_writes_a_dataset(tmp_path, capsys):
+    from jaxface.data.records import read_info
+
+    assert main(["synth", "--out", str(tmp_path / "ds"), "--identities", "2",
+                 "--per-identity", "2", "--image-size", "32", "--batch", "4"]) == 0
+    assert "wrote 4 examples" in capsys.readouterr().out
+    assert read_info(tmp_path / "ds")["splits"]["train"]["examples"] == 4
