@@ -5,6 +5,7 @@
         --uv-template head_template.obj       # check and summarise a FLAME model
     jaxface model-summary --config configs/model.py [--ablations]   # the network's size
     jaxface synth --out runs/synth --identities 64 --per-identity 4  # the synthetic dataset
+    jaxface prepare --images photos/ --out runs/photos        # real photos -> examples
 """
 
 from __future__ import annotations
@@ -104,6 +105,20 @@ def _synth(args) -> int:
     return 0
 
 
+def _prepare(args) -> int:
+    from jaxface.data.landmarks import landmark_backend
+    from jaxface.data.prepare import prepare
+
+    detector = landmark_backend(args.landmarks)
+    report = prepare(args.images, args.out, detector, size=args.size, mask_dir=args.masks,
+                     per_identity=args.per_identity)
+    for path, reason in report["failed"].items():
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"prepared {len(report['ok'])} images into {args.out}, skipped "
+          f"{len(report['failed'])} (see {args.out}/report.json)")
+    return 0 if report["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxface", description="Detailed 3D face reconstruction from one photo (JAX/Flax).")
@@ -142,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--occluder-prob", type=float, default=0.3)
     p.add_argument("--batch", type=int, default=16, help="images rendered per step")
     p.set_defaults(run=_synth)
+
+    p = sub.add_parser("prepare", help="photos -> cropped faces, 68 landmarks, masks")
+    p.add_argument("--images", required=True,
+                   help="folder of photos (sub-folders = identities)")
+    p.add_argument("--out", required=True, help="output dataset folder")
+    p.add_argument("--landmarks", default="dlib", help="landmark backend (dlib)")
+    p.add_argument("--masks", default=None,
+                   help="folder of segmentation masks mirroring --images (.png, white = "
+                        "face); default: the landmark hull")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--per-identity", type=int, default=1,
+                   help="K > 1: keep identities with >= K usable images, K each")
+    p.set_defaults(run=_prepare)
     return parser
 
 

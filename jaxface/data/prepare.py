@@ -1,0 +1,167 @@
+"""Real photos -> jaxface examples: decode, detect, 68 landmarks, DECA-style crop, mask.
+
+``jaxface prepare --images DIR --out DIR``: every image under DIR (sub-folders = identities;
+images directly in DIR are each their own identity) is read defensively (grayscale, RGBA,
+16-bit and palette images converted to 8-bit RGB; huge images shrunk for detection; corrupt
+or truncated files reported), its best face found, a square crop of 1.25 x the landmarks'
+extent around their centre resized to 224 (DECA's), and the landmark-hull mask (or a
+segmentation mask of the same name from ``--masks``) stored. Failures go to the report with
+their reason; the other files go on. Shards and the report are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from jaxface.data.landmarks import NoFaceError
+from jaxface.data.masks import landmark_hull_mask
+from jaxface.data.records import shard_name, write_info, write_shard
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+MAX_SIDE = 2048          # larger images are shrunk before detection
+CROP_SCALE = 1.25        # DECA's crop: 1.25 x the landmarks' box
+MAX_PIXELS = 20000 ** 2  # refuse decompression bombs beyond this
+
+
+class ImageError(ValueError):
+    """An image file that cannot be used (unreadable, truncated, unsupported)."""
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """An 8-bit RGB array of any common image file; :class:`ImageError` says why not."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise ImageError(f"image too large ({im.width}x{im.height})")
+                im.load()
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    arr = np.asarray(im, np.float64)
+                    scale = 65535.0 if arr.max() > 255 else 255.0
+                    im = Image.fromarray(np.clip(arr / scale * 255, 0, 255).astype(np.uint8))
+                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency"
+                                                        in im.info):
+                    rgba = im.convert("RGBA")
+                    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                    im = Image.alpha_composite(white, rgba)
+                return np.asarray(im.convert("RGB"))
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as e:
+        raise ImageError(f"unreadable image ({type(e).__name__}: {e})") from e
+
+
+def crop_box(landmarks_68x2: np.ndarray) -> tuple[float, float, float]:
+    """DECA's square crop: centre of the landmarks' box and side 1.25 x its larger extent."""
+    lo, hi = landmarks_68x2.min(0), landmarks_68x2.max(0)
+    centre = (lo + hi) / 2
+    return float(centre[0]), float(centre[1]), float(CROP_SCALE * (hi - lo).max())
+
+
+def crop_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = 224
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The size x size crop (bilinear) and the landmarks in its pixel frame."""
+    cx, cy, side = crop_box(landmarks)
+    left, top = cx - side / 2, cy - side / 2
+    scale = side / size
+    # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f), pixel corners.
+    crop = Image.fromarray(rgb).transform((size, size), Image.Transform.AFFINE,
+                                          (scale, 0, left, 0, scale, top),
+                                          resample=Image.Resampling.BILINEAR)
+    return np.asarray(crop), ((landmarks - [left, top]) / scale).astype(np.float32)
+
+
+def _shrunk(rgb: np.ndarray) -> tuple[np.ndarray, float]:
+    side = max(rgb.shape[:2])
+    if side <= MAX_SIDE:
+        return rgb, 1.0
+    f = MAX_SIDE / side
+    small = Image.fromarray(rgb).resize((round(rgb.shape[1] * f), round(rgb.shape[0] * f)),
+                                        Image.Resampling.BILINEAR)
+    return np.asarray(small), f
+
+
+def prepare_image(path: pathlib.Path, detector, size: int = 224,
+                  mask_path: pathlib.Path | None = None) -> dict[str, np.ndarray]:
+    """One photo -> an example (without identity); raises ImageError / NoFaceError.
+    ``mask_path``: a segmentation mask image for it (white = face), else the landmark hull."""
+    rgb = read_rgb(path)
+    small, f = _shrunk(rgb)
+    face = detector(small)
+    landmarks = face.landmarks / f
+    image, lmk = crop_face(rgb, landmarks, size)
+    if mask_path is not None:
+        mask_rgb = read_rgb(mask_path)
+        mask_full = (mask_rgb[..., 0] > 127).astype(np.uint8) * 255
+        crop, _ = crop_face(np.repeat(mask_full[..., None], 3, -1), landmarks, size)
+        mask = (crop[..., :1] > 127).astype(np.uint8)
+    else:
+        mask = np.asarray(landmark_hull_mask(lmk[None], np.zeros((1, size, size, 1))))[0]
+        mask = (mask > 0.5).astype(np.uint8)
+    return {"image": image, "landmarks": lmk, "mask": mask}
+
+
+def find_images(root: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
+    """(path, identity name) of every image: sub-folder name, or the file's own stem."""
+    out = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+            rel = path.relative_to(root)
+            out.append((path, rel.parts[0] if len(rel.parts) > 1 else path.stem))
+    return out
+
+
+def prepare(images: str | os.PathLike, out: str | os.PathLike, detector, size: int = 224,
+            mask_dir: str | os.PathLike | None = None, per_identity: int = 1,
+            progress: bool = True) -> dict:
+    """Prepares every image under ``images`` into a dataset folder ``out``; returns the
+    report ({"ok": [...], "failed": {path: reason}}). With ``per_identity`` K > 1, identities
+    with at least K usable images keep their first K (consecutive, for grouped batches); the
+    others are reported."""
+    from tqdm import tqdm
+
+    root, out = pathlib.Path(images), pathlib.Path(out)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--images {root} is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    files = find_images(root)
+    report = {"ok": [], "failed": {}}
+    by_identity: dict[str, list] = {}
+    for path, name in tqdm(files, desc="prepare", unit="img", disable=not progress):
+        mask_path = None
+        if mask_dir is not None:
+            mask_path = (pathlib.Path(mask_dir) / path.relative_to(root)).with_suffix(".png")
+        try:
+            example = prepare_image(path, detector, size, mask_path)
+        except (ImageError, NoFaceError, OSError) as e:
+            report["failed"][str(path)] = str(e)
+            continue
+        by_identity.setdefault(name, []).append((path, example))
+    examples, identities = [], {}
+    for name, items in by_identity.items():
+        if len(items) < per_identity:
+            for path, _ in items:
+                report["failed"][str(path)] = (f"identity {name!r} has {len(items)} usable "
+                                               f"images, fewer than {per_identity}")
+            continue
+        identities[name] = len(identities)  # dense labels over the identities kept
+        for path, example in items[:per_identity] if per_identity > 1 else items:
+            example["identity"] = np.int32(identities[name])
+            examples.append(example)
+            report["ok"].append(str(path))
+    write_shard(out / shard_name("train", 0, 1), examples)
+    write_info(out, {"name": "jaxface_photos", "image_size": size, "per_identity": per_identity,
+                     "identities": len(identities), "identity_names": list(identities),
+                     "splits": {"train": {"examples": len(examples), "shards": 1}}})
+    partial = out / "report.json.partial"
+    partial.write_text(json.dumps(report, indent=2))
+    os.replace(partial, out / "report.json")
+    return report
