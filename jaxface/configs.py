@@ -62,3 +62,18 @@ def _unknown_fields(argv: Sequence[str], name: str) -> list[str]:
                 break
             node = node[part]
     return unknown
+
+
+def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:
+    """``get_config()`` of ``<name>.py`` next to ``config_file`` (experiment configs compose
+    ``configs/model.py`` etc. this way: ``sibling_config(__file__, "model")``)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(config_file).resolve().parent / f"{name}.py"
+    if not path.is_file():
+        raise ConfigError(f"config part {path} not found")
+    spec = importlib.util.spec_from_file_location(f"jaxface_config_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()

@@ -33,3 +33,16 @@ def flame_pose(pose_Bx6: jax.Array) -> jax.Array:
     neck and eyes stay at rest, as DECA regresses them."""
     zeros = jnp.zeros(pose_Bx6.shape[:-1] + (3,), pose_Bx6.dtype)
     return jnp.concatenate([pose_Bx6[..., :3], zeros, pose_Bx6[..., 3:], zeros, zeros], -1)
+
+
+def camera_from_code(cam_Bx3: jax.Array, base_scale: float) -> jax.Array:
+    """Weak-perspective (s, tx, ty) from the code's raw values: s = base_scale exp(0.1 raw_s)
+    (positive, near the data's typical scale at initialisation), t = 0.1 raw_t."""
+    return jnp.concatenate([base_scale * jnp.exp(0.1 * cam_Bx3[..., :1]),
+                            0.1 * cam_Bx3[..., 1:]], -1)
+
+
+def light_from_code(light_Bx9x3: jax.Array, ambient: float = 3.0) -> jax.Array:
+    """SH coefficients from the code: an ambient term (white light at initialisation) plus
+    0.1 x the raw values."""
+    return 0.1 * light_Bx9x3 + jnp.zeros_like(light_Bx9x3).at[..., 0, :].set(ambient)
