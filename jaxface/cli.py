@@ -6,6 +6,7 @@
     jaxface model-summary --config configs/model.py [--ablations]   # the network's size
     jaxface synth --out runs/synth --identities 64 --per-identity 4  # the synthetic dataset
     jaxface prepare --images photos/ --out runs/photos        # real photos -> examples
+    jaxface train --config=configs/synthetic.py [--config.train.steps=500]   # coarse training
 """
 
 from __future__ import annotations
@@ -119,6 +120,16 @@ def _prepare(args) -> int:
     return 0 if report["ok"] else 1
 
 
+def _train(args) -> int:
+    from jaxface.configs import load_config
+    from jaxface.train.loop import train
+
+    metrics = train(load_config(args.config_args))
+    print("jaxface train: step {step}, loss {loss:.5f}".format(**metrics) if "loss" in metrics
+          else f"jaxface train: nothing to do (already at step {metrics['step']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxface", description="Detailed 3D face reconstruction from one photo (JAX/Flax).")
@@ -170,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-identity", type=int, default=1,
                    help="K > 1: keep identities with >= K usable images, K each")
     p.set_defaults(run=_prepare)
+
+    p = sub.add_parser(
+        "train", help="train the regressor (coarse stage) from a config",
+        description="Takes --config=PATH (e.g. configs/synthetic.py) and --config.FIELD=VALUE "
+                    "overrides; resumes from the newest checkpoint in train.workdir.")
+    p.set_defaults(run=_train, config_args=True)
     return parser
 
 
@@ -181,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.run(args)
-    except (AssetError, ConfigError, OSError) as e:
+    except (AssetError, ConfigError, OSError, FloatingPointError) as e:
         print(f"jaxface {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -12,6 +12,18 @@ import pytest
 from jaxface import flame
 
 
+def pytest_configure(config):
+    """One persistent XLA compilation cache per test session: tests that build the same
+    program again (a resumed training run, a re-created step function) reuse the compiled
+    executable instead of compiling it again."""
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="jaxface-xla-cache-")
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 @pytest.fixture(scope="session")
 def model() -> flame.FlameModel:
     return flame.synthetic_flame()

@@ -33,7 +33,7 @@ class TrainState(NamedTuple):
     batch_stats: object   # nnx.State of its BatchNorm statistics
     opt_state: object     # optax state of the trained subset
     step: jax.Array       # int32 scalar
-    rng: jax.Array        # PRNG key
+    rng: jax.Array        # raw PRNG key data (uint32), checkpointable as a plain array
 
 
 def coarse_forward(graphdef, params, batch_stats, batch, assets, cfg, train: bool):
@@ -99,4 +99,4 @@ def make_coarse_step(graphdef, assets, cfg, identity_net=None):
 def init_state(params, batch_stats, cfg, seed: int = 0) -> TrainState:
     opt_state = make_optimizer(cfg).init(params["coarse"])
     return TrainState(params, batch_stats, opt_state, jnp.zeros((), jnp.int32),
-                      jax.random.key(seed))
+                      jax.random.key_data(jax.random.key(seed)))
