@@ -19,9 +19,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.model = sibling_config(__file__, "model")
     c.update(sibling_config(__file__, "losses"))
     c.model.image_size = 128          # the smallest size where every RGA branch is valid
-    c.render.image_size = 128
     c.model.uv_size = 64
-    c.render.uv_size = 64
+    # The renderer draws at the network's input size (one field to override).
+    c.render.image_size = c.model.get_ref("image_size")
+    c.render.uv_size = c.model.get_ref("uv_size")
     c.loss.identity = 0.0             # needs the `face` extra (dlib's network)
     c.loss.mrf = 0.0                  # needs VGG19 weights
     c.data = ml_collections.ConfigDict()

@@ -77,3 +77,15 @@ def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config()
+
+
+def ablation(config: ml_collections.ConfigDict, pim: bool, grpam: bool,
+             multilevel_loss: bool) -> ml_collections.ConfigDict:
+    """The paper's Table 3 switches on an experiment config: PIM (prior inputs), GRPAM
+    (RGA + FPN) and LOSS (the face-mask and structural-consistency terms, FMCL + SCL)."""
+    config.model.use_priors = pim
+    config.model.use_grpam = grpam
+    if not multilevel_loss:
+        config.loss.mask = 0.0
+        config.loss.scl = 0.0
+    return config
