@@ -47,3 +47,19 @@ def augment(key: jax.Array, image_BxHxWx3: jax.Array, landmarks_BxLx2: jax.Array
     mean = jnp.mean(image, axis=(1, 2, 3), keepdims=True)
     image = jnp.clip(((image - mean) * contrast + mean) * brightness, 0.0, 1.0)
     return image, landmarks, mask.astype(mask_BxHxWx1.dtype)
+
+
+def resize_batch(batch: dict, size: int) -> dict:
+    """The batch's images, masks and landmarks at ``size`` x ``size`` (a dataset written at
+    224 trains a 128-pixel model); unchanged when already that size. jit-able."""
+    h, w = batch["image"].shape[1:3]
+    if (h, w) == (size, size):
+        return batch
+    b = batch["image"].shape[0]
+    out = dict(batch)
+    out["image"] = jax.image.resize(batch["image"], (b, size, size, 3), "linear")
+    mask = jax.image.resize(batch["mask"].astype(jnp.float32), (b, size, size, 1), "linear")
+    out["mask"] = (mask > 0.5).astype(batch["mask"].dtype)
+    out["landmarks"] = batch["landmarks"] * jnp.asarray([size / w, size / h],
+                                                        batch["landmarks"].dtype)
+    return out

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxface import flame
+from jaxface.data.augment import resize_batch
 from jaxface.losses import coarse_loss
 from jaxface.models import (
     apply,
@@ -57,6 +58,7 @@ def coarse_forward(graphdef, params, batch_stats, batch, assets, cfg, train: boo
 
 def coarse_objective(graphdef, params, batch_stats, batch, assets, cfg, identity=None):
     """The coarse loss of a batch (train mode) -> (loss, (metrics, new batch statistics))."""
+    batch = resize_batch(batch, cfg.model.image_size)
     pred, new_stats = coarse_forward(graphdef, params, batch_stats, batch, assets, cfg, True)
     size = cfg.model.image_size
     ids = {}
@@ -87,10 +89,11 @@ def make_coarse_step(graphdef, assets, cfg, identity_net=None):
                                                batch, assets, cfg, identity)
         updates, opt_state = optimizer.update(grads["coarse"], state.opt_state,
                                               state.params["coarse"])
-        params = dict(state.params)
+        # A copy with the same tree structure as the input, so the next call hits the cache.
+        params = jax.tree.map(lambda x: x, state.params)
         params["coarse"] = optax.apply_updates(state.params["coarse"], updates)
-        metrics["grad_norm"] = optax.global_norm(grads["coarse"])
-        return state._replace(params=type(state.params)(params), batch_stats=stats,
+        metrics["grad_norm"] = optax.tree.norm(grads["coarse"])
+        return state._replace(params=params, batch_stats=stats,
                               opt_state=opt_state, step=state.step + 1), metrics
 
     return jax.jit(step)

@@ -38,3 +38,16 @@ def test_colour_jitter_only_changes_colours(rng):
     np.testing.assert_allclose(np.asarray(lmk2), np.asarray(lmk), atol=1e-5)
     assert np.asarray(mask2).min() == 1 and not np.allclose(np.asarray(out), np.asarray(image))
     assert 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+
+
+def test_resize_batch_scales_landmarks_with_the_image(rng):
+    from jaxface.data.augment import resize_batch
+
+    batch = {"image": jnp.asarray(rng.uniform(size=(2, 64, 48, 3)), jnp.float32),
+             "mask": jnp.ones((2, 64, 48, 1), jnp.float32),
+             "landmarks": jnp.asarray([[[24.0, 32.0]], [[12.0, 8.0]]], jnp.float32),
+             "identity": jnp.arange(2)}
+    out = resize_batch(batch, 32)
+    assert out["image"].shape == (2, 32, 32, 3) and out["mask"].shape == (2, 32, 32, 1)
+    np.testing.assert_allclose(np.asarray(out["landmarks"]), [[[16.0, 16.0]], [[8.0, 4.0]]])
+    assert out["identity"] is batch["identity"] and resize_batch(out, 32) is out
