@@ -15,25 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from timing import median_seconds
 
 from jaxface.configs import load_config
 from jaxface.models import CoarseEncoder, param_sizes, prior_channels
-
-
-def _median(fn, repeats):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def time_variant(cfg, use_priors, use_grpam, batch, repeats):
@@ -57,8 +47,8 @@ def time_variant(cfg, use_priors, use_grpam, batch, repeats):
             return jnp.mean(net(x) ** 2), nnx.state(net, nnx.BatchStat)
         return jax.grad(loss, argnums=(0, 1), has_aux=True)(p, s)
 
-    tf = _median(lambda: forward(params, stats, x), repeats)
-    tb = _median(lambda: forward_backward(params, stats, x), repeats)
+    tf = median_seconds(lambda: forward(params, stats, x), repeats)
+    tb = median_seconds(lambda: forward_backward(params, stats, x), repeats)
     return tf, tb
 
 

@@ -17,24 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import median_seconds
 
 from jaxface import flame
-
-
-def _median_time(fn, repeats: int) -> float:
-    fn()
-    fn()  # warm-up: compilation / allocator
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def jax_runners(model, shape, expression, pose):
@@ -147,10 +136,10 @@ def main():
             assert np.abs(got - want).max() < 1e-4, "the two implementations disagree"
             runs = [("forward", jf, tf), ("forward+backward", jb, tb)]
         for name, *fns in runs:
-            tj = _median_time(fns[0], args.repeats) * 1e3
+            tj = median_seconds(fns[0], args.repeats) * 1e3
             line = f"{b:>4} {name:<17} {tj:>9.2f}"
             if torch is not None:
-                tt = _median_time(fns[1], args.repeats) * 1e3
+                tt = median_seconds(fns[1], args.repeats) * 1e3
                 line += f" {tt:>9.2f} {tt / tj:>9.2f}"
             print(line, flush=True)
 

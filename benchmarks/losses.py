@@ -15,26 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from timing import median_seconds
 
 from jaxface.configs import load_config
 from jaxface.losses import IdentityNetwork, coarse_loss, identity_network
 from jaxface.losses.nets.vggface2 import vggface2_resnet50
-
-
-def _median(fn, repeats):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main():
@@ -75,7 +65,7 @@ def main():
             return jax.grad(loss, argnums=(0, 1, 2))(rendered, lmk_p, params)
 
         state = None if net is None else net.state
-        return _median(lambda: grad(state, rendered, lmk_p, params), args.repeats)
+        return median_seconds(lambda: grad(state, rendered, lmk_p, params), args.repeats)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus; jax {jax.__version__} on "
           f"{jax.devices()[0].platform}; B = {b}, {s}x{s}")

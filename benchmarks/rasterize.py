@@ -20,26 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import median_seconds
 
 from jaxface import flame
 from jaxface.render import antialias, antialias_topology, interpolate, rasterize
 from jaxface.render.visibility import coverage_depth, pixel_centres, triangle_planes
-
-
-def _median(fn, repeats):
-    jax.block_until_ready(fn())
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def brute_force_ids(pos_Vx4, faces, height, width, chunk=256):
@@ -95,7 +84,7 @@ def main():
         ours_ids[ours_ids < 0] = model.faces.shape[0]
         agree = np.mean(np.asarray(brute(pos1[0])) == ours_ids)
         assert agree > 0.999, f"JAX and brute-force rasterizers disagree on {1 - agree:.2%}"
-        t_brute = _median(lambda p=pos1[0], f=brute: f(p), max(1, args.repeats // 2))
+        t_brute = median_seconds(lambda p=pos1[0], f=brute: f(p), max(1, args.repeats // 2))
         for b in args.batches:
             pos = clip_positions(model, b, rng)
             colors = jnp.asarray(rng.uniform(size=(b, pos.shape[1], 3)), jnp.float32)
@@ -107,8 +96,8 @@ def main():
 
             loss = jax.jit(jax.value_and_grad(lambda p, c, f=fwd: jnp.sum(f(p, c) ** 2), (0, 1)))
             fwd = jax.jit(fwd)
-            tf = _median(lambda p=pos, c=colors, f=fwd: f(p, c), args.repeats)
-            tb = _median(lambda p=pos, c=colors, f=loss: f(p, c), args.repeats)
+            tf = median_seconds(lambda p=pos, c=colors, f=fwd: f(p, c), args.repeats)
+            tb = median_seconds(lambda p=pos, c=colors, f=loss: f(p, c), args.repeats)
             print(f"{size:>5} {b:>3} {tf * 1e3:>9.1f} {tb * 1e3:>11.1f} {tb / b * 1e3:>8.1f} "
                   f"{t_brute * 1e3:>13.1f} {t_brute * b / tf:>10.1f}", flush=True)
 

@@ -13,14 +13,16 @@ tnn = torch.nn
 
 
 class _TorchBottleneck(tnn.Module):
-    """torchvision's Bottleneck (v1.5), written here from its description."""
+    """torchvision's Bottleneck (v1.5), written here from its description; with
+    ``stride_in_1x1`` the stride moves to the first 1x1 (Caffe's, the VGGFace2 model)."""
 
-    def __init__(self, in_ch, width, stride):
+    def __init__(self, in_ch, width, stride, stride_in_1x1=False):
         super().__init__()
         out = width * 4
-        self.conv1 = tnn.Conv2d(in_ch, width, 1, bias=False)
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = tnn.Conv2d(in_ch, width, 1, s1, bias=False)
         self.bn1 = tnn.BatchNorm2d(width)
-        self.conv2 = tnn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.conv2 = tnn.Conv2d(width, width, 3, s3, 1, bias=False)
         self.bn2 = tnn.BatchNorm2d(width)
         self.conv3 = tnn.Conv2d(width, out, 1, bias=False)
         self.bn3 = tnn.BatchNorm2d(out)
@@ -37,22 +39,24 @@ class _TorchBottleneck(tnn.Module):
 
 
 class _TorchResNet50(tnn.Module):
-    """torchvision's resnet50 layout and parameter names (fc included, as in its files)."""
+    """torchvision's resnet50 layout and parameter names (fc included, as in its files);
+    ``caffe``: the VGGFace2 variant (1x1 strides, ceil-mode pooling without padding)."""
 
-    def __init__(self, last_stride=2):
+    def __init__(self, last_stride=2, caffe=False, classes=1000):
         super().__init__()
         self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = tnn.BatchNorm2d(64)
-        self.maxpool = tnn.MaxPool2d(3, 2, 1)
+        self.maxpool = (tnn.MaxPool2d(3, 2, 0, ceil_mode=True) if caffe
+                        else tnn.MaxPool2d(3, 2, 1))
         in_ch = 64
         for i, (n, w, s) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512),
                                           (1, 2, 2, last_stride), strict=True)):
             blocks = []
             for b in range(n):
-                blocks.append(_TorchBottleneck(in_ch, w, s if b == 0 else 1))
+                blocks.append(_TorchBottleneck(in_ch, w, s if b == 0 else 1, caffe))
                 in_ch = w * 4
             setattr(self, f"layer{i + 1}", tnn.Sequential(*blocks))
-        self.fc = tnn.Linear(2048, 1000)
+        self.fc = tnn.Linear(2048, classes)
 
     def forward(self, x):
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
@@ -63,9 +67,9 @@ class _TorchResNet50(tnn.Module):
         return stages
 
 
-def _random_torch_resnet(rng, last_stride=2):
+def _random_torch_resnet(rng, last_stride=2, caffe=False):
     torch.manual_seed(int(rng.integers(2**31)))
-    net = _TorchResNet50(last_stride)
+    net = _TorchResNet50(last_stride, caffe, classes=8631 if caffe else 1000)
     with torch.no_grad():
         for m in net.modules():  # non-trivial BatchNorm statistics and affine parameters
             if isinstance(m, tnn.BatchNorm2d):

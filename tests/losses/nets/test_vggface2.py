@@ -15,64 +15,12 @@ from jaxface.losses.nets.vggface2 import (
 )
 
 torch = pytest.importorskip("torch", reason="the reference network is written in PyTorch")
-tnn = torch.nn
 
-
-class _CaffeBottleneck(tnn.Module):
-    """cydonia999's VGGFace2 ResNet50 block: the stride on the first 1x1 convolution."""
-
-    def __init__(self, in_ch, width, stride):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(in_ch, width, 1, stride, bias=False)
-        self.bn1 = tnn.BatchNorm2d(width)
-        self.conv2 = tnn.Conv2d(width, width, 3, 1, 1, bias=False)
-        self.bn2 = tnn.BatchNorm2d(width)
-        self.conv3 = tnn.Conv2d(width, width * 4, 1, bias=False)
-        self.bn3 = tnn.BatchNorm2d(width * 4)
-        self.downsample = None
-        if stride != 1 or in_ch != width * 4:
-            self.downsample = tnn.Sequential(tnn.Conv2d(in_ch, width * 4, 1, stride, bias=False),
-                                             tnn.BatchNorm2d(width * 4))
-
-    def forward(self, x):
-        y = torch.relu(self.bn1(self.conv1(x)))
-        y = torch.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        return torch.relu((x if self.downsample is None else self.downsample(x)) + y)
-
-
-class _CaffeResNet50(tnn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = tnn.BatchNorm2d(64)
-        self.maxpool = tnn.MaxPool2d(3, 2, 0, ceil_mode=True)
-        in_ch = 64
-        for i, (n, w, s) in enumerate(zip((3, 4, 6, 3), (64, 128, 256, 512), (1, 2, 2, 2),
-                                          strict=True)):
-            blocks = []
-            for b in range(n):
-                blocks.append(_CaffeBottleneck(in_ch, w, s if b == 0 else 1))
-                in_ch = w * 4
-            setattr(self, f"layer{i + 1}", tnn.Sequential(*blocks))
-        self.fc = tnn.Linear(2048, 8631)
-
-    def forward(self, x):
-        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = layer(x)
-        return x.mean((2, 3))
+from tests.models.test_resnet import _random_torch_resnet  # noqa: E402
 
 
 def test_vggface2_pickle_reproduces_the_torch_network(rng, tmp_path):
-    torch.manual_seed(int(rng.integers(2**31)))
-    ref = _CaffeResNet50()
-    with torch.no_grad():
-        for m in ref.modules():
-            if isinstance(m, tnn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    ref.eval()
+    ref = _random_torch_resnet(rng, caffe=True)
     # DECA's file: a pickled dict of names to float32 arrays (num_batches_tracked not stored).
     weights = {k: v.numpy() for k, v in ref.state_dict().items() if "num_batches" not in k}
     with open(tmp_path / "resnet50_ft_weight.pkl", "wb") as f:
@@ -82,7 +30,8 @@ def test_vggface2_pickle_reproduces_the_torch_network(rng, tmp_path):
     rgb = rng.uniform(size=(2, 64, 64, 3)).astype(np.float32)
     x = vggface2_input(jnp.asarray(rgb), size=57)  # odd size: exercises ceil-mode pooling
     with torch.no_grad():
-        want = ref(torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())).numpy()
+        stages = ref(torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy()))
+        want = stages[-1].mean((2, 3)).numpy()
     got = np.asarray(net(x).pooled)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     assert identity_features(net, jnp.asarray(rgb)).shape == (2, 2048)
