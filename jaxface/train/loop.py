@@ -63,7 +63,14 @@ def train(cfg, progress: bool = True) -> dict:
     start = int(state.step)
     print(f"jaxface train: render backend {backend}, devices {jax.devices()}, "
           f"{'resuming at' if start else 'starting at'} step {start} of {cfg.train.steps}")
-    step_fn = make_coarse_step(graphdef, assets, cfg)
+    identity = None
+    if cfg.loss.identity:
+        from jaxface.losses import identity_network
+
+        identity = identity_network(cfg.identity)
+        print(f"jaxface train: identity loss with the {identity.backend} network")
+    identity_state = None if identity is None else identity.state
+    step_fn = make_coarse_step(graphdef, assets, cfg, identity)
     dataset = grouped_batches(data_dir, cfg.data.identities_per_batch, cfg.train.seed)
     batches = batch_iterator(dataset, start, cfg.data.workers)
     stop = {"now": False}
@@ -80,7 +87,7 @@ def train(cfg, progress: bool = True) -> dict:
         for step in bar:
             batch = {k: jnp.asarray(np.asarray(v)) for k, v in next(batches).items()}
             t0 = time.perf_counter()
-            new_state, metrics = step_fn(state, batch, None)
+            new_state, metrics = step_fn(state, batch, identity_state)
             loss = float(metrics["loss"])
             if not np.isfinite(loss):
                 raise NonFiniteLossError(

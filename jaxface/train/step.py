@@ -79,7 +79,10 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
 
 def make_coarse_step(graphdef, assets, cfg, identity_net=None):
     """-> jit-compiled ``train_step(state, batch, identity_state) -> (state, metrics)``:
-    the coarse encoder's parameters are updated (E_d and F_d are untouched)."""
+    the coarse encoder's parameters are updated (E_d and F_d are untouched).
+    ``identity_net``: the frozen :class:`~jaxface.losses.IdentityNetwork` when
+    ``loss.identity > 0``; its weights come in as ``identity_state`` (an argument, so they
+    are not baked into the compiled program)."""
     optimizer = make_optimizer(cfg)
 
     def step(state: TrainState, batch, identity_state):

