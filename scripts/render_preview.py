@@ -54,9 +54,8 @@ def main():
     def pictures(vertices):
         shaded = render(vertices, cam, albedo, sh, topo, size).image
         coarse = render_shape(vertices, cam, topo, size)
-        uv_pos = world2uv(vertices, topo.uv_rast, topo.uv_faces, topo.uv_to_vertex)
-        uv_nrm = world2uv(vertex_normals(vertices, topo.faces), topo.uv_rast, topo.uv_faces,
-                          topo.uv_to_vertex)
+        uv_pos = world2uv(vertices, topo.uv_rast, topo.faces)
+        uv_nrm = world2uv(vertex_normals(vertices, topo.faces), topo.uv_rast, topo.faces)
         disp = jnp.broadcast_to(jnp.asarray(_wrinkles(uv_size)), (b, uv_size, uv_size, 1))
         mask = (topo.uv_rast[0, ..., 3:] > 0).astype(jnp.float32)
         detail = displacement_normals(uv_pos, uv_nrm, disp, mask, topo.uv_flipped)

@@ -25,7 +25,7 @@ from jaxface.render.antialias import antialias, antialias_topology
 from jaxface.render.rasterize import interpolate, rasterize
 from jaxface.render.sh import sh_shading
 from jaxface.render.texture import texture
-from jaxface.render.uv import uv_orientation_flipped, uv_rasterize, uv_to_vertex
+from jaxface.render.uv import uv_orientation_flipped, uv_rasterize
 
 Z_RANGE = 10.0  # ndc depths beyond +-Z_RANGE fall outside the clip volume (DECA offsets by 10)
 
@@ -45,7 +45,6 @@ class FaceTopology:
       faces: (T, 3) int32 triangles.
       uv_coords: (Vt, 2) texture coordinates (v up).
       uv_faces: (T, 3) int32 indices into ``uv_coords``.
-      uv_to_vertex: (Vt,) int32 mesh vertex of each UV vertex.
       opposite: (T, 3) int32 the shared-edge table for :func:`antialias`.
       uv_rast: (1, S, S, 4) the UV layout rasterized into an S x S UV image.
       uv_flipped: the UV layout mirrors the surface (static).
@@ -54,7 +53,6 @@ class FaceTopology:
     faces: jax.Array
     uv_coords: jax.Array
     uv_faces: jax.Array
-    uv_to_vertex: jax.Array
     opposite: jax.Array
     uv_rast: jax.Array
     uv_flipped: bool = False
@@ -66,7 +64,7 @@ class FaceTopology:
 
 jax.tree_util.register_dataclass(
     FaceTopology,
-    data_fields=["faces", "uv_coords", "uv_faces", "uv_to_vertex", "opposite", "uv_rast"],
+    data_fields=["faces", "uv_coords", "uv_faces", "opposite", "uv_rast"],
     meta_fields=["uv_flipped"],
 )
 
@@ -83,7 +81,6 @@ def face_topology(faces_Tx3, uv_coords_Vtx2, uv_faces_Tx3, uv_size: int = 256,
         faces=faces,
         uv_coords=uv_coords,
         uv_faces=uv_faces,
-        uv_to_vertex=jnp.asarray(uv_to_vertex(faces_np, uv_faces_np, len(uv_np))),
         opposite=antialias_topology(faces),
         uv_rast=uv_rasterize(uv_coords, uv_faces, uv_size, backend),
         uv_flipped=uv_orientation_flipped(uv_np, uv_faces_np),

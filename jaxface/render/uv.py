@@ -31,20 +31,19 @@ def uv_rasterize(uv_coords_Vtx2: jax.Array, uv_faces_Tx3: jax.Array, size: int,
     return rast
 
 
-def uv_to_vertex(faces_Tx3: np.ndarray, uv_faces_Tx3: np.ndarray, n_uv: int) -> np.ndarray:
-    """The mesh vertex of each UV vertex (Vt,), from corresponding face corners."""
-    out = np.zeros(n_uv, np.int32)
-    out[np.asarray(uv_faces_Tx3).reshape(-1)] = np.asarray(faces_Tx3).reshape(-1)
-    return out
-
-
-def world2uv(attr_BxVxC: jax.Array, uv_rast_1xSxSx4: jax.Array, uv_faces_Tx3: jax.Array,
-             uv_to_vertex_Vt: jax.Array) -> jax.Array:
+def world2uv(attr_BxVxC: jax.Array, uv_rast_1xSxSx4: jax.Array,
+             faces_Tx3: jax.Array) -> jax.Array:
     """Per-vertex attributes (e.g. positions, normals) as UV images (B, S, S, C); texels no
-    triangle covers are 0."""
-    attr_uv = attr_BxVxC[:, uv_to_vertex_Vt]
-    rast = jnp.broadcast_to(uv_rast_1xSxSx4, (attr_BxVxC.shape[0],) + uv_rast_1xSxSx4.shape[1:])
-    out, _ = interpolate(attr_uv, rast, uv_faces_Tx3)
+    triangle covers are 0. Each UV triangle interpolates its own mesh triangle's corners
+    (``faces`` pairs with the ``uv_faces`` the layout was rasterized with), so a UV vertex
+    shared by several mesh vertices (a seam zipped in UV) still gets each triangle's own
+    values, as DECA's ``world2uv`` does."""
+    b, c = attr_BxVxC.shape[0], attr_BxVxC.shape[-1]
+    n_tri = faces_Tx3.shape[0]
+    corners = attr_BxVxC[:, faces_Tx3].reshape(b, 3 * n_tri, c)      # every corner its own
+    corner_ids = jnp.arange(3 * n_tri, dtype=jnp.int32).reshape(n_tri, 3)
+    rast = jnp.broadcast_to(uv_rast_1xSxSx4, (b,) + uv_rast_1xSxSx4.shape[1:])
+    out, _ = interpolate(corners, rast, corner_ids)
     return out
 
 

@@ -9,7 +9,6 @@ from jaxface.render.uv import (
     grid_faces,
     uv_orientation_flipped,
     uv_rasterize,
-    uv_to_vertex,
     world2uv,
 )
 
@@ -36,9 +35,7 @@ def test_world2uv_matches_a_barycentric_reference(model, rng, x64):
     uvs = np.asarray(model.uvs, np.float64)
     uv_rast = uv_rasterize(jnp.asarray(uvs), jnp.asarray(uv_faces), size)
     attr = rng.normal(size=(2, model.v_template.shape[0], 3))
-    to_vertex = uv_to_vertex(faces, uv_faces, len(uvs))
-    got = np.asarray(world2uv(jnp.asarray(attr), uv_rast, jnp.asarray(uv_faces),
-                              jnp.asarray(to_vertex)))
+    got = np.asarray(world2uv(jnp.asarray(attr), uv_rast, jnp.asarray(faces)))
     got_uv, _ = interpolate(jnp.asarray(uvs), uv_rast, jnp.asarray(uv_faces))
     assert got.shape == (2, size, size, 3)
 
@@ -56,11 +53,26 @@ def test_world2uv_matches_a_barycentric_reference(model, rng, x64):
         if lam[t].min() < 1e-6:
             continue  # the texel centre lies on an edge
         counts["inside"] += 1
-        # The mesh's own faces, not the UV-to-vertex table, name the corners' attributes.
+        # The mesh's own faces name the corners' attributes (the synthetic head zips 14 UV
+        # vertices to two mesh vertices each: UV vertex -> mesh vertex is not a function).
         want = np.einsum("k,bkc->bc", lam[t], attr[:, faces[t]])
         np.testing.assert_allclose(got[:, i, j], want, atol=1e-9)
         np.testing.assert_allclose(np.asarray(got_uv)[0, i, j], centres[i, j], atol=1e-9)
     assert counts["inside"] > 100 and counts["outside"] > 20, counts
+    # Every covered texel (not only the sample): its value interpolates the corners of the
+    # mesh triangle it shows, at the texel centre's barycentrics in that UV triangle.
+    ids = np.asarray(uv_rast)[0, ..., 3].astype(int) - 1
+    covered = ids >= 0
+    tri = ids[covered]
+    a, b, c = (uv_tri[tri, k] for k in range(3))
+    p = centres[covered]
+    cross = lambda u, v: u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]  # noqa: E731
+    area = cross(b - a, c - a)
+    l1, l2 = cross(p - a, c - a) / area, cross(b - a, p - a) / area
+    lam = np.stack([1 - l1 - l2, l1, l2], -1)
+    want = np.einsum("nk,bnkc->bnc", lam, attr[:, faces[tri]])
+    clear = lam.min(-1) > 1e-6
+    np.testing.assert_allclose(got[:, covered][:, clear], want[:, clear], atol=1e-9)
 
 
 @pytest.mark.parametrize("flip", [False, True])
