@@ -2,7 +2,7 @@
 Adam lr 1e-4, the full coarse objective with the identity loss.
 
     jaxface train --config=configs/coarse.py --config.data.dir=/data/vggface2_prepared \\
-        --config.train.workdir=runs/coarse
+        --workdir=runs/coarse
 
 Assets: face_model.* (FLAME, albedo: see configs/face_model.py), identity.* (dlib's network
 from the `face` extra by default; identity.backend=vggface2 with identity.weights_path for
@@ -26,5 +26,6 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.steps = 200_000
     c.train.workdir = "runs/coarse"
     c.train.log_every = 100
+    c.train.eval_every = 2000
     c.train.checkpoint_every = 2000
     return c

@@ -1,7 +1,7 @@
 """The embedded default: coarse training on the synthetic dataset, sized for a CPU.
 
     jaxface synth --out runs/synth --identities 64 --per-identity 4
-    jaxface train --config=configs/synthetic.py --config.train.workdir=runs/train
+    jaxface train --config=configs/synthetic.py --workdir=runs/train
 
 Runs on the base install: the identity loss (needs the `face` extra) and ID-MRF (needs VGG19
 weights) are off; everything else is the paper's coarse objective.
@@ -28,14 +28,25 @@ def get_config() -> ml_collections.ConfigDict:
     c.data = ml_collections.ConfigDict()
     c.data.dir = "runs/synth"         # written by `jaxface synth`
     c.data.identities_per_batch = 2   # x K images per identity (K = the dataset's)
-    c.data.workers = 0
+    c.data.workers = 0                # grain reader processes (0: read in the main process)
+    c.data.augment = True             # DECA's crop (scale/shift) and colour jitter
+    c.data.eval_split = "val"         # evaluated every train.eval_every steps (if present)
     c.optim = ml_collections.ConfigDict()
-    c.optim.lr = 1e-4                 # the paper's Adam learning rate
+    c.optim.name = "adam"             # the paper's optimiser ("sgd" also available)
+    c.optim.lr = 1e-4                 # the paper's learning rate
     c.train = ml_collections.ConfigDict()
+    c.train.stage = "coarse"          # "coarse": E_c; "detail": E_d + F_d with E_c frozen
+    c.train.init_from = ml_collections.FieldReference(None, field_type=str)  # a run's workdir
     c.train.base_scale = 6.75         # camera scale at initialisation (the data's typical s)
     c.train.steps = 200
-    c.train.seed = 0
-    c.train.workdir = "runs/train"
+    c.train.seed = 0                  # network init, data order and augmentation
+    c.train.workdir = "runs/train"    # or `jaxface train --workdir DIR`
     c.train.log_every = 10
+    c.train.eval_every = 50
     c.train.checkpoint_every = 50
+    c.train.keep_checkpoints = 3      # the last K, plus the best in <workdir>/best
+    c.train.best_metric = "landmark_px"  # the eval metric (lower is better) that picks "best"
+    c.train.max_nonfinite_steps = 5   # NaN/inf steps in a row (skipped) before the run stops
+    c.train.preview_images = 4        # rows of the TensorBoard preview
+    c.train.distributed = False       # multi-host: jax.distributed.initialize() from the cluster
     return c

@@ -99,10 +99,11 @@ def _synth(args) -> int:
 
     settings = SynthSettings(image_size=args.image_size, occluder_prob=args.occluder_prob)
     info = generate(args.out, args.identities, args.per_identity, seed=args.seed,
-                    settings=settings, batch=args.batch)
-    n = info["splits"]["train"]["examples"]
-    print(f"wrote {n} examples ({args.identities} identities x {args.per_identity}) to "
-          f"{args.out} in {info['seconds']} s ({n / max(info['seconds'], 1e-9):.1f} img/s)")
+                    settings=settings, batch=args.batch, val_identities=args.val_identities)
+    n = sum(split["examples"] for split in info["splits"].values())
+    print(f"wrote {n} examples ({args.identities} + {args.val_identities} val identities x "
+          f"{args.per_identity}) to {args.out} in {info['seconds']} s "
+          f"({n / max(info['seconds'], 1e-9):.1f} img/s)")
     return 0
 
 
@@ -122,9 +123,9 @@ def _prepare(args) -> int:
 
 def _train(args) -> int:
     from jaxface.configs import load_config
-    from jaxface.train.loop import train
+    from jaxface.train.loop import train_and_evaluate
 
-    metrics = train(load_config(args.config_args))
+    metrics = train_and_evaluate(load_config(args.config_args), args.workdir)
     print("jaxface train: step {step}, loss {loss:.5f}".format(**metrics) if "loss" in metrics
           else f"jaxface train: nothing to do (already at step {metrics['step']})")
     return 0
@@ -166,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--occluder-prob", type=float, default=0.3)
+    p.add_argument("--val-identities", type=int, default=4,
+                   help="identities of the val split (evaluation during training)")
     p.add_argument("--batch", type=int, default=16, help="images rendered per step")
     p.set_defaults(run=_synth)
 
@@ -183,9 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_prepare)
 
     p = sub.add_parser(
-        "train", help="train the regressor (coarse stage) from a config",
+        "train", help="train the regressor (coarse or detail stage) from a config",
         description="Takes --config=PATH (e.g. configs/synthetic.py) and --config.FIELD=VALUE "
-                    "overrides; resumes from the newest checkpoint in train.workdir.")
+                    "overrides; resumes from the newest checkpoint in the work dir.")
+    p.add_argument("--workdir", default=None,
+                   help="checkpoints, logs and the resolved config (default: train.workdir)")
     p.set_defaults(run=_train, config_args=True)
     return parser
 

@@ -69,6 +69,18 @@ def grouped_batches(directory: str | os.PathLike, identities_per_batch: int, see
     return ds.batch(identities_per_batch, drop_remainder=True, batch_fn=collate)
 
 
+def eval_batches(directory: str | os.PathLike, identities_per_batch: int,
+                 split: str = "val") -> grain.MapDataset | None:
+    """One pass over a split in order, ``identities_per_batch`` groups per batch (a last
+    partial batch is dropped: static shapes); None when the folder has no such split."""
+    if split not in read_info(directory)["splits"]:
+        return None
+    records = GroupedRecords(directory, split)
+    groups = grain.MapDataset.range(len(records)).map(lambda g: records[g])
+    return groups.batch(min(identities_per_batch, len(records)), drop_remainder=True,
+                        batch_fn=collate)
+
+
 def batch_iterator(dataset: grain.MapDataset, start_step: int = 0, workers: int = 0):
     """Iterates batches from ``start_step`` on (deterministic resume), with ``workers``
     prefetching processes when > 0."""

@@ -119,20 +119,20 @@ def render_scenes(model: flame.FlameModel, albedo_model: flame.AlbedoModel, topo
 
 def generate(out_dir: str | pathlib.Path, identities: int, per_identity: int, seed: int = 0,
              settings: SynthSettings = SynthSettings(), face_model=None, batch: int = 16,
-             shards: int | None = None, progress: bool = True) -> dict:
+             shards: int | None = None, progress: bool = True, val_identities: int = 0) -> dict:
     """Writes ``identities x per_identity`` examples to ``out_dir`` (array_record shards and
-    ``dataset_info.json``). Images of one identity are consecutive and never split across
-    shards. Returns the dataset info."""
+    ``dataset_info.json``), and ``val_identities`` more identities (other faces) as the
+    ``val`` split. Images of one identity are consecutive and never split across shards.
+    Returns the dataset info."""
     from tqdm import tqdm
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, albedo_model = face_model or _default_face_model(settings)
     topology = face_topology(model.faces, model.uvs, model.uv_faces, settings.uv_size)
-    shards = shards or max(1, math.ceil(identities * per_identity / 1024))
-    bounds = np.linspace(0, identities, shards + 1).astype(int)
     start = time.perf_counter()
-    bar = tqdm(total=identities * per_identity, desc="synth", unit="img", disable=not progress)
+    total = (identities + val_identities) * per_identity
+    bar = tqdm(total=total, desc="synth", unit="img", disable=not progress)
 
     def examples(first_identity, last_identity):
         jobs = [(i, k) for i in range(first_identity, last_identity) for k in range(per_identity)]
@@ -160,14 +160,23 @@ def generate(out_dir: str | pathlib.Path, identities: int, per_identity: int, se
                 }
                 bar.update(1)
 
-    for s in range(shards):
-        write_shard(out_dir / shard_name("train", s, shards), examples(bounds[s], bounds[s + 1]))
+    splits = {}
+    # The val identities continue the numbering: their faces are other random draws.
+    for split, first, count in (("train", 0, identities),
+                                ("val", identities, val_identities)):
+        if count == 0:
+            continue
+        n_shards = shards or max(1, math.ceil(count * per_identity / 1024))
+        bounds = first + np.linspace(0, count, n_shards + 1).astype(int)
+        for s in range(n_shards):
+            write_shard(out_dir / shard_name(split, s, n_shards),
+                        examples(bounds[s], bounds[s + 1]))
+        splits[split] = {"examples": count * per_identity, "shards": n_shards}
     bar.close()
     info = {
         "name": "jaxface_synthetic", "seed": seed, "identities": identities,
         "per_identity": per_identity, "image_size": settings.image_size,
-        "settings": dataclasses.asdict(settings),
-        "splits": {"train": {"examples": identities * per_identity, "shards": shards}},
+        "settings": dataclasses.asdict(settings), "splits": splits,
         "seconds": round(time.perf_counter() - start, 1),
     }
     write_info(out_dir, info)

@@ -19,11 +19,15 @@ from jaxface.models.rga import RGA
 
 
 class MLPHead(nnx.Module):
-    """Linear -> ReLU -> Linear (DECA's encoder layers)."""
+    """Linear -> ReLU -> Linear (DECA's encoder layers). The last layer starts at zero, so
+    an untrained encoder predicts the mean face, frontal pose, the base camera and ambient
+    light (codes of 0) instead of random heads and poses; training then moves away from a
+    sensible face rather than first undoing a random one."""
 
     def __init__(self, in_features: int, hidden: int, out_features: int, *, rngs: nnx.Rngs):
         self.fc1 = nnx.Linear(in_features, hidden, rngs=rngs)
-        self.fc2 = nnx.Linear(hidden, out_features, rngs=rngs)
+        self.fc2 = nnx.Linear(hidden, out_features, kernel_init=nnx.initializers.zeros,
+                              rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.fc2(jax.nn.relu(self.fc1(x)))

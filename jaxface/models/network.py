@@ -71,6 +71,17 @@ def apply(graphdef: nnx.GraphDef, params: nnx.State, batch_stats: nnx.State, met
     return out, nnx.state(net, nnx.BatchStat)
 
 
+def sync_batch_norm(net: Network, axis_name: str) -> Network:
+    """Makes every BatchNorm of ``net`` reduce its batch statistics over the mapped axis
+    ``axis_name`` (in place; returns ``net``): under data parallelism each layer then
+    normalises with the global batch's statistics, as on one device. The network can only
+    be applied in training mode inside a ``shard_map`` over that axis afterwards."""
+    for _, module in nnx.iter_modules(net):
+        if isinstance(module, nnx.BatchNorm):
+            module.axis_name = axis_name
+    return net
+
+
 def count_params(tree) -> int:
     """Number of scalars in a pytree of arrays (e.g. a module's nnx.Param state)."""
     return int(sum(x.size for x in jax.tree_util.tree_leaves(tree)))

@@ -91,3 +91,32 @@ def uv_orientation_flipped(uv_coords_Vtx2: np.ndarray, uv_faces_Tx3: np.ndarray)
     uv = np.asarray(uv_coords_Vtx2, np.float64)[np.asarray(uv_faces_Tx3)]
     e1, e2 = uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]
     return bool(np.sum(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0)
+
+
+def face_region_uv_mask(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array, faces_Tx3: jax.Array,
+                        uv_rast_1xSxSx4: jax.Array, image_size: int = 256) -> jax.Array:
+    """The UV mask (S, S, 1) of the face region where the detail displacement applies: texels
+    on front-facing surface inside the landmark hull (jaw line + raised brows) of a frontal
+    view of the neutral head — the role of DECA's hand-painted ``uv_face_eye_mask.png``,
+    derived from the mesh so any FLAME-format head has one.
+
+    Args:
+      vertices_Vx3, landmarks_68x3: the neutral head (zero pose/expression), looking along +z.
+    """
+    from jaxface.data.masks import landmark_hull, polygon_mask
+
+    xy = jnp.concatenate([vertices_Vx3[:, :2], landmarks_68x3[:, :2]])
+    lo, hi = jnp.min(xy, 0), jnp.max(xy, 0)
+    scale = 0.9 * image_size / jnp.max(hi - lo)
+    # Frontal view in pixels (column, row), row 0 at the top (y up in the head's frame).
+    def to_pixels(p):
+        return jnp.stack([(p[:, 0] - (lo[0] + hi[0]) / 2) * scale + image_size / 2,
+                          ((lo[1] + hi[1]) / 2 - p[:, 1]) * scale + image_size / 2], -1)
+
+    hull = polygon_mask(landmark_hull(to_pixels(landmarks_68x3)[None]), image_size,
+                        image_size)[0, ..., 0]
+    pix = jnp.clip(jnp.floor(to_pixels(vertices_Vx3)).astype(jnp.int32), 0, image_size - 1)
+    inside = hull[pix[:, 1], pix[:, 0]] > 0.5
+    facing = vertex_normals(vertices_Vx3[None], faces_Tx3)[0, :, 2] > 0.0
+    indicator = (inside & facing).astype(jnp.float32)[None, :, None]
+    return (world2uv(indicator, uv_rast_1xSxSx4, faces_Tx3)[0] > 0.5).astype(jnp.float32)

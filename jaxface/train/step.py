@@ -1,8 +1,14 @@
-"""The coarse training step as pure functions: encoder -> FLAME -> render -> losses -> Adam.
+"""The training and evaluation steps as pure functions.
 
-``train_step(state, batch)`` is built by :func:`make_coarse_step` from the static pieces (the
-network's graphdef, the face model, the renderer topology, the config) and jit-compiled; the
-state is a pytree (:class:`TrainState`), so checkpoints and data parallelism handle it as is.
+``train_step(state, batch, frozen_state) -> (state, metrics)`` is per-device code in the pmap
+style — gradients, metrics and batch statistics are averaged with ``lax.pmean`` over the
+``'data'`` axis, BatchNorm normalises with the statistics of the whole global batch — mapped
+over a device mesh with ``jax.shard_map`` (pmap's successor) and jit-compiled. With one device
+the mesh has one entry and the program is the same. Each device's share of the batch holds
+whole identity groups, so the shape/detail consistency swaps stay inside a device.
+
+Stages (DECA's): ``coarse`` trains E_c; ``detail`` trains E_d and F_d with E_c frozen (its
+BatchNorm in inference mode, no gradient).
 """
 
 from __future__ import annotations
@@ -11,11 +17,17 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 from jaxface import flame
-from jaxface.data.augment import resize_batch
-from jaxface.losses import coarse_loss
+from jaxface.data.augment import augment, resize_batch
+from jaxface.geometry import vertex_normals
+from jaxface.geometry.alignment import aligned_distances
+from jaxface.losses import coarse_loss, detail_loss
+from jaxface.losses.regularization import swap_within_groups
 from jaxface.models import (
     apply,
     camera_from_code,
@@ -24,7 +36,14 @@ from jaxface.models import (
     light_from_code,
     network_input,
 )
-from jaxface.render import project_landmarks, render
+from jaxface.render import project_landmarks, render, world2uv
+from jaxface.render.uv import displacement_normals
+
+# The parameter subtrees each stage trains.
+STAGES = {"coarse": ("coarse",), "detail": ("detail_encoder", "detail_decoder")}
+# Batch keys the train step reads (ground truth stays on the host).
+TRAIN_KEYS = ("image", "landmarks", "mask")
+AXIS = "data"
 
 
 class TrainState(NamedTuple):
@@ -32,77 +51,290 @@ class TrainState(NamedTuple):
 
     params: object        # nnx.State of the network's parameters
     batch_stats: object   # nnx.State of its BatchNorm statistics
-    opt_state: object     # optax state of the trained subset
+    opt_state: object     # optax state of the trained subtrees
     step: jax.Array       # int32 scalar
     rng: jax.Array        # raw PRNG key data (uint32), checkpointable as a plain array
 
 
-def coarse_forward(graphdef, params, batch_stats, batch, assets, cfg, train: bool):
-    """Predicts and renders a batch -> (outputs dict, updated batch statistics)."""
-    model, albedo_model, topology, sizes = assets
-    size = cfg.model.image_size
+class FrozenNets(NamedTuple):
+    """The frozen loss networks' static parts; their weights travel as ``frozen_state``
+    (``{"identity": ..., "vgg": ...}``), an argument, so they are not baked into programs."""
+
+    identity: object = None   # losses.IdentityNetwork when loss.identity > 0
+    vgg: object = None        # nnx.GraphDef of VGG19Features when loss.mrf > 0
+
+
+def trainable(tree, stage: str) -> dict:
+    """The subtrees of ``params`` (or of its gradient) that ``stage`` trains."""
+    return {name: tree[name] for name in STAGES[stage]}
+
+
+def with_trainable(params, sub: dict):
+    """``params`` with its trained subtrees replaced (a copy; the tree structure is kept so
+    the next call hits the compilation cache)."""
+    out = jax.tree.map(lambda x: x, params)
+    for name, value in sub.items():
+        out[name] = value
+    return out
+
+
+def predict_params(graphdef, params, batch_stats, batch, cfg, sizes, train: bool):
+    """E_c on a batch -> (decoded parameter groups, updated batch statistics)."""
     x = network_input(batch["image"], batch["landmarks"], batch["mask"], cfg.model.use_priors,
                       cfg.model.landmark_channels, cfg.model.landmark_sigma)
     code, batch_stats = apply(graphdef, params, batch_stats, "encode_coarse", x, train=train)
-    p = decode_params(code, sizes)
-    out = flame.forward(model, p["shape"], p["exp"], flame_pose(p["pose"]))
+    return decode_params(code, sizes), batch_stats
+
+
+def coarse_geometry(p: dict, assets, cfg) -> dict:
+    """FLAME, camera, light and albedo of decoded parameters (no rendering)."""
+    out = flame.forward(assets.model, p["shape"], p["exp"], flame_pose(p["pose"]))
+    size = cfg.model.image_size
     cam = camera_from_code(p["cam"], cfg.train.base_scale)
-    light = light_from_code(p["light"])
-    albedo = jnp.clip(flame.albedo_map(albedo_model, p["tex"]), 0.0, 1.0)
-    r = render(out.vertices, cam, albedo, light, topology, (size, size),
-               background=batch["image"], backend=cfg.render.backend)
-    landmarks = project_landmarks(out.landmarks3d, cam, (size, size))
-    return {"params": p, "cam": cam, "image": r.image, "alpha": r.alpha,
-            "landmarks": landmarks, "vertices": out.vertices}, batch_stats
+    return {"vertices": out.vertices, "landmarks3d": out.landmarks3d, "cam": cam,
+            "landmarks": project_landmarks(out.landmarks3d, cam, (size, size)),
+            "light": light_from_code(p["light"]),
+            "albedo": jnp.clip(flame.albedo_map(assets.albedo, p["tex"]), 0.0, 1.0)}
 
 
-def coarse_objective(graphdef, params, batch_stats, batch, assets, cfg, identity=None):
-    """The coarse loss of a batch (train mode) -> (loss, (metrics, new batch statistics))."""
-    batch = resize_batch(batch, cfg.model.image_size)
-    pred, new_stats = coarse_forward(graphdef, params, batch_stats, batch, assets, cfg, True)
+def render_geometry(geo: dict, background, assets, cfg, detail_normals_uv=None):
+    size = cfg.model.image_size
+    return render(geo["vertices"], geo["cam"], geo["albedo"], geo["light"], assets.topology,
+                  (size, size), detail_normals_uv=detail_normals_uv, background=background,
+                  backend=cfg.render.backend)
+
+
+def detail_normal_map(vertices_BxVx3, displacement_BxSxSx1, assets):
+    """UV normals of the coarse surface displaced by F_d's map (DECA's detail normals)."""
+    top = assets.topology
+    uv_pos = world2uv(vertices_BxVx3, top.uv_rast, top.faces)
+    uv_n = world2uv(vertex_normals(vertices_BxVx3, top.faces), top.uv_rast, top.faces)
+    uv_n = uv_n / jnp.maximum(jnp.linalg.norm(uv_n, axis=-1, keepdims=True), 1e-12)
+    return displacement_normals(uv_pos, uv_n, displacement_BxSxSx1, assets.uv_face_mask,
+                                top.uv_flipped)
+
+
+def _coarse_loss_of(geo, p, rendered, batch, cfg, frozen, frozen_state):
     size = cfg.model.image_size
     ids = {}
-    if identity is not None:
-        net, state = identity
+    if frozen.identity is not None:
+        net, state = frozen.identity, frozen_state["identity"]
         ids = {"identity_image": jax.lax.stop_gradient(net.apply(state, batch["image"])),
-               "identity_rendered": net.apply(state, pred["image"])}
+               "identity_rendered": net.apply(state, rendered)}
     # Landmarks in units of the image size (DECA's ndc / 2), so weights do not depend on it.
-    loss, terms = coarse_loss(cfg.loss, batch["image"], pred["image"], batch["mask"],
-                              pred["landmarks"] / size, batch["landmarks"] / size,
-                              pred["params"], **ids)
+    return coarse_loss(cfg.loss, batch["image"], rendered, batch["mask"],
+                       geo["landmarks"] / size, batch["landmarks"] / size, p, **ids)
+
+
+def coarse_objective(graphdef, params, batch_stats, batch, assets, cfg, group_size: int,
+                     frozen: FrozenNets, frozen_state):
+    """The coarse loss of a (per-device) batch -> (loss, (metrics, new batch statistics)).
+    L_sc: the whole coarse loss again on renders whose shape beta is swapped inside each
+    identity group (only with groups of > 1 image)."""
+    p, new_stats = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, True)
+    geo = coarse_geometry(p, assets, cfg)
+    rendered = render_geometry(geo, batch["image"], assets, cfg).image
+    loss, terms = _coarse_loss_of(geo, p, rendered, batch, cfg, frozen, frozen_state)
+    if cfg.loss.shape_consistency and group_size > 1:
+        swapped = p | {"shape": swap_within_groups(p["shape"], group_size)}
+        geo_sc = coarse_geometry(swapped, assets, cfg)
+        rendered_sc = render_geometry(geo_sc, batch["image"], assets, cfg).image
+        terms["shape_consistency"], _ = _coarse_loss_of(geo_sc, swapped, rendered_sc, batch,
+                                                        cfg, frozen, frozen_state)
+        loss = loss + cfg.loss.shape_consistency * terms["shape_consistency"]
     return loss, ({"loss": loss, **terms}, new_stats)
 
 
+def _detail_loss_of(geo, displacement, batch, assets, cfg, frozen, frozen_state):
+    rendered = render_geometry(geo, batch["image"], assets, cfg,
+                               detail_normal_map(geo["vertices"], displacement, assets)).image
+    vgg = {}
+    if frozen.vgg is not None:
+        net = nnx.merge(frozen.vgg, frozen_state["vgg"])
+        mask = batch["mask"]
+        vgg = {"vgg_image": jax.lax.stop_gradient(net(batch["image"] * mask)),
+               "vgg_rendered": net(rendered * mask)}
+    return detail_loss(cfg.loss, batch["image"], rendered, batch["mask"], displacement,
+                       assets.uv_face_mask, **vgg)
+
+
+def detail_objective(graphdef, params, batch_stats, batch, assets, cfg, group_size: int,
+                     frozen: FrozenNets, frozen_state):
+    """The detail loss -> (loss, (metrics, new batch statistics)); E_c runs frozen. L_dc: the
+    detail loss again with the detail codes swapped inside each identity group."""
+    p, _ = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, False)
+    p = jax.lax.stop_gradient(p)
+    geo = coarse_geometry(p, assets, cfg)
+    code, stats = apply(graphdef, params, batch_stats, "encode_detail", batch["image"],
+                        train=True)
+    jaw = p["pose"][:, 3:]
+    disp, stats = apply(graphdef, params, stats, "decode_detail", code, p["exp"], jaw,
+                        train=True)
+    loss, terms = _detail_loss_of(geo, disp, batch, assets, cfg, frozen, frozen_state)
+    if cfg.loss.detail_consistency and group_size > 1:
+        disp_dc, _ = apply(graphdef, params, stats, "decode_detail",
+                           swap_within_groups(code, group_size), p["exp"], jaw, train=True)
+        terms["detail_consistency"], _ = _detail_loss_of(geo, disp_dc, batch, assets, cfg,
+                                                         frozen, frozen_state)
+        loss = loss + cfg.loss.detail_consistency * terms["detail_consistency"]
+    return loss, ({"loss": loss, **terms}, stats)
+
+
+OBJECTIVES = {"coarse": coarse_objective, "detail": detail_objective}
+
+
+def prepare_batch(batch: dict, key: jax.Array, first_index: jax.Array, cfg) -> dict:
+    """Resizes to the network's input and, with ``data.augment``, jitters each image with a
+    key from its global index in the batch (so the result does not depend on how the batch
+    is split over devices)."""
+    batch = resize_batch(batch, cfg.model.image_size)
+    if not cfg.data.augment:
+        return batch
+    n = batch["image"].shape[0]
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(first_index + jnp.arange(n))
+
+    def one(k, image, landmarks, mask):
+        out = augment(k, image[None], landmarks[None], mask[None])
+        return tuple(x[0] for x in out)
+
+    image, landmarks, mask = jax.vmap(one)(keys, batch["image"], batch["landmarks"],
+                                           batch["mask"])
+    return batch | {"image": image, "landmarks": landmarks, "mask": mask}
+
+
+OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
+
+
 def make_optimizer(cfg) -> optax.GradientTransformation:
-    return optax.adam(cfg.optim.lr)
+    """``optim.name`` ("adam": the paper's; "sgd") at ``optim.lr``."""
+    if cfg.optim.name not in OPTIMIZERS:
+        raise ValueError(f"optim.name must be one of {sorted(OPTIMIZERS)}, got "
+                         f"{cfg.optim.name!r}")
+    return OPTIMIZERS[cfg.optim.name](cfg.optim.lr)
 
 
-def make_coarse_step(graphdef, assets, cfg, identity_net=None):
-    """-> jit-compiled ``train_step(state, batch, identity_state) -> (state, metrics)``:
-    the coarse encoder's parameters are updated (E_d and F_d are untouched).
-    ``identity_net``: the frozen :class:`~jaxface.losses.IdentityNetwork` when
-    ``loss.identity > 0``; its weights come in as ``identity_state`` (an argument, so they
-    are not baked into the compiled program)."""
+def data_mesh(devices=None) -> jax.sharding.Mesh:
+    """A 1-D mesh over ``devices`` (default: all) with the ``'data'`` axis."""
+    devices = jax.devices() if devices is None else devices
+    return jax.make_mesh((len(devices),), (AXIS,), devices=devices,
+                         axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def make_train_step(graphdef, assets, cfg, group_size: int, mesh: jax.sharding.Mesh,
+                    frozen: FrozenNets | None = None):
+    """-> jit-compiled ``train_step(state, batch, frozen_state) -> (state, metrics)``.
+
+    ``batch``: a dict of global arrays (B, ...) with ``TRAIN_KEYS``, sharded over ``mesh``
+    (:func:`shard_batch`). ``graphdef`` must come from a network whose BatchNorms reduce
+    over ``'data'`` (:func:`jaxface.models.network.sync_batch_norm`). A step whose loss or
+    gradient is not finite leaves params, optimiser and statistics unchanged (the step
+    counter still advances, so the data stay in step) and reports ``finite = 0``.
+    """
+    stage = cfg.train.stage
+    objective = OBJECTIVES[stage]
     optimizer = make_optimizer(cfg)
+    frozen = frozen or FrozenNets()
 
-    def step(state: TrainState, batch, identity_state):
-        identity = None if identity_net is None else (identity_net, identity_state)
-        grad_fn = jax.grad(coarse_objective, argnums=(1, 2), has_aux=True)
+    def per_device(state: TrainState, batch, frozen_state):
+        local = batch["image"].shape[0]
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
+        batch = prepare_batch(batch, key, jax.lax.axis_index(AXIS) * local, cfg)
+        grad_fn = jax.grad(objective, argnums=(1, 2), has_aux=True)
         (grads, _), (metrics, stats) = grad_fn(graphdef, state.params, state.batch_stats,
-                                               batch, assets, cfg, identity)
-        updates, opt_state = optimizer.update(grads["coarse"], state.opt_state,
-                                              state.params["coarse"])
-        # A copy with the same tree structure as the input, so the next call hits the cache.
-        params = jax.tree.map(lambda x: x, state.params)
-        params["coarse"] = optax.apply_updates(state.params["coarse"], updates)
-        metrics["grad_norm"] = optax.tree.norm(grads["coarse"])
-        return state._replace(params=params, batch_stats=stats,
-                              opt_state=opt_state, step=state.step + 1), metrics
+                                               batch, assets, cfg, group_size, frozen,
+                                               frozen_state)
+        grads = jax.lax.pmean(trainable(grads, stage), AXIS)
+        metrics = jax.lax.pmean(metrics, AXIS)
+        stats = jax.lax.pmean(stats, AXIS)
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(grad_norm)
+        current = trainable(state.params, stage)
+        updates, opt_state = optimizer.update(grads, state.opt_state, current)
+        updated = optax.apply_updates(current, updates)
 
-    return jax.jit(step)
+        def keep_if_finite(new, old):
+            return jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+
+        new_state = TrainState(
+            params=with_trainable(state.params, keep_if_finite(updated, current)),
+            batch_stats=keep_if_finite(stats, state.batch_stats),
+            opt_state=keep_if_finite(opt_state, state.opt_state),
+            step=state.step + 1, rng=state.rng)
+        metrics = metrics | {"grad_norm": grad_norm, "finite": finite.astype(jnp.float32)}
+        return new_state, metrics
+
+    # pmap semantics (check_vma=False): each device differentiates its own loss and the
+    # gradients are averaged explicitly. With varying-axis checks on, JAX would instead sum
+    # the replicated parameters' gradients over devices itself, and the pmean above would
+    # then leave n times the gradient.
+    step = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(AXIS), P()),
+                         out_specs=(P(), P()), check_vma=False)
+    return jax.jit(step, donate_argnums=0)
+
+
+def shard_batch(batch: dict, mesh: jax.sharding.Mesh, keys=TRAIN_KEYS) -> dict:
+    """This host's share of a global batch (NumPy) as global arrays split over ``'data'``."""
+    sharding = jax.sharding.NamedSharding(mesh, P(AXIS))
+    return {k: jax.make_array_from_process_local_data(sharding, np.asarray(batch[k]))
+            for k in keys}
 
 
 def init_state(params, batch_stats, cfg, seed: int = 0) -> TrainState:
-    opt_state = make_optimizer(cfg).init(params["coarse"])
+    opt_state = make_optimizer(cfg).init(trainable(params, cfg.train.stage))
     return TrainState(params, batch_stats, opt_state, jnp.zeros((), jnp.int32),
                       jax.random.key_data(jax.random.key(seed)))
+
+
+def evaluate_batch(graphdef, params, batch_stats, batch, assets, cfg) -> dict:
+    """Per-image errors of the coarse reconstruction (inference mode), jit-able:
+    ``landmark_px`` (mean 2-D landmark distance in pixels of the network's input) and, when
+    the batch has synthetic ground truth, ``mesh_mm`` (posed vertices) and ``shape_mm``
+    (the neutral head: identity shape only), mean vertex distances after rigid alignment,
+    x 1000 (FLAME units are metres)."""
+    size = cfg.model.image_size
+    batch = resize_batch(batch, size)
+    p, _ = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, False)
+    geo = coarse_geometry(p, assets, cfg)
+    out = {"landmark_px": jnp.mean(jnp.linalg.norm(geo["landmarks"] - batch["landmarks"],
+                                                   axis=-1), axis=-1)}
+    model = assets.model
+    if "vertices" in batch and batch["vertices"].shape[1:] == geo["vertices"].shape[1:]:
+        out["mesh_mm"] = 1000 * jnp.mean(aligned_distances(geo["vertices"],
+                                                           batch["vertices"]), axis=-1)
+    if "shape" in batch and batch["shape"].shape[-1] == model.n_shape:
+        b = p["shape"].shape[0]
+        zeros_e, zeros_p = jnp.zeros((b, model.n_expression)), jnp.zeros((b, 15))
+        pred = flame.forward(model, p["shape"], zeros_e, zeros_p).vertices
+        true = flame.forward(model, batch["shape"], zeros_e, zeros_p).vertices
+        out["shape_mm"] = 1000 * jnp.mean(aligned_distances(pred, true), axis=-1)
+    return out
+
+
+def make_eval_step(graphdef, assets, cfg):
+    """-> jit ``eval_step(params, batch_stats, batch) -> per-image errors``
+    (:func:`evaluate_batch`)."""
+    return jax.jit(lambda params, stats, batch: evaluate_batch(graphdef, params, stats, batch,
+                                                               assets, cfg))
+
+
+def make_preview(graphdef, assets, cfg):
+    """-> jit ``preview(params, batch_stats, batch) -> (B, H, 4 W, 3)`` rows of input |
+    coarse render | detail render | landmarks (predicted red, given green) for logging."""
+    from jaxface.render.overlay import draw_points
+
+    def preview(params, stats, batch):
+        batch = resize_batch(batch, cfg.model.image_size)
+        p, _ = predict_params(graphdef, params, stats, batch, cfg, assets.sizes, False)
+        geo = coarse_geometry(p, assets, cfg)
+        coarse = render_geometry(geo, batch["image"], assets, cfg).image
+        code, _ = apply(graphdef, params, stats, "encode_detail", batch["image"], train=False)
+        disp, _ = apply(graphdef, params, stats, "decode_detail", code, p["exp"],
+                        p["pose"][:, 3:], train=False)
+        detail = render_geometry(geo, batch["image"], assets, cfg,
+                                 detail_normal_map(geo["vertices"], disp, assets)).image
+        marks = draw_points(batch["image"], batch["landmarks"], (0.0, 1.0, 0.0))
+        marks = draw_points(marks, geo["landmarks"], (1.0, 0.0, 0.0))
+        row = jnp.concatenate([batch["image"], coarse, detail, marks], axis=2)
+        return jnp.clip(row, 0.0, 1.0)
+
+    return jax.jit(preview)

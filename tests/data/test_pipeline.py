@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from jaxface.data.pipeline import batch_iterator, grouped_batches
+from jaxface.data.pipeline import batch_iterator, eval_batches, grouped_batches
 from jaxface.data.synthetic import SynthSettings, generate
 
 
@@ -9,7 +9,8 @@ from jaxface.data.synthetic import SynthSettings, generate
 def folder(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     generate(out, identities=6, per_identity=2, seed=3, settings=SynthSettings(
-        image_size=32, uv_size=32, occluder_prob=0.0), batch=4, progress=False)
+        image_size=32, uv_size=32, occluder_prob=0.0), batch=4, progress=False,
+        val_identities=3)
     return out
 
 
@@ -58,3 +59,14 @@ def test_host_shards_are_disjoint_and_errors(folder):
         grouped_batches(folder, 7, seed=0)
     with pytest.raises(FileNotFoundError, match="not a jaxface dataset folder"):
         grouped_batches(folder / "nope", 1, seed=0)
+
+
+def test_eval_batches_cover_the_val_split_once_in_order(folder):
+    ds = eval_batches(folder, identities_per_batch=1)
+    ids = np.concatenate([ds[i]["identity"] for i in range(len(ds))])
+    # The val identities are new faces (numbered after the train ones), K images each.
+    np.testing.assert_array_equal(ids, [6, 6, 7, 7, 8, 8])
+    train = grouped_batches(folder, 2, seed=0)
+    train_ids = {int(i) for s in range(3) for i in train[s]["identity"]}
+    assert train_ids == set(range(6))
+    assert eval_batches(folder, 1, split="test") is None

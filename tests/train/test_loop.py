@@ -1,5 +1,10 @@
 import json
+import os
 import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
@@ -8,46 +13,94 @@ import pytest
 from jaxface.cli import main
 from jaxface.configs import load_config
 from jaxface.data.synthetic import SynthSettings, generate
-from jaxface.train.checkpoint import Checkpoints
-from jaxface.train.loop import train
+from jaxface.train.checkpoint import Checkpoints, restore_state
+from jaxface.train.loop import train_and_evaluate
 
-CONFIG = pathlib.Path(__file__).parents[2] / "configs" / "synthetic.py"
+ROOT = pathlib.Path(__file__).parents[2]
+CONFIG = ROOT / "configs" / "synthetic.py"
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
+    """2 identities x 2 images, no val split (no eval: the tests time the train loop)."""
     out = tmp_path_factory.mktemp("synth")
     generate(out, identities=2, per_identity=2, seed=0, progress=False,
              settings=SynthSettings(image_size=64, uv_size=64, occluder_prob=0.0))
     return out
 
 
-def _cfg(data, workdir, steps):
-    return load_config([f"--config={CONFIG}", "--config.model.use_grpam=False",
-                        "--config.model.image_size=64", "--config.render.image_size=64",
-                        f"--config.data.dir={data}", "--config.data.identities_per_batch=1",
-                        f"--config.train.workdir={workdir}", f"--config.train.steps={steps}",
-                        "--config.train.checkpoint_every=2", "--config.train.log_every=1"])
+def _args(data, steps):
+    return [f"--config={CONFIG}", "--config.model.use_grpam=False",
+            "--config.model.image_size=64", f"--config.data.dir={data}",
+            "--config.data.identities_per_batch=1", f"--config.train.steps={steps}",
+            "--config.train.checkpoint_every=2", "--config.train.log_every=1"]
 
 
-def test_resumed_run_continues_bit_for_bit(data, tmp_path):
-    straight = train(_cfg(data, tmp_path / "a", 4), progress=False)
-    first = train(_cfg(data, tmp_path / "b", 2), progress=False)   # "killed" after step 2
-    assert first["step"] == 2
-    resumed = train(_cfg(data, tmp_path / "b", 4), progress=False)
-    assert resumed["step"] == 4 and straight["step"] == 4
+def _log(workdir):
+    """The last logged train metrics of each step (a resumed run logs the steps after its
+    checkpoint again)."""
+    rows = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in rows if r["kind"] == "train"}
+
+
+def test_run_killed_by_sigkill_resumes_bit_for_bit(data, tmp_path):
+    steps = 6
+    straight = train_and_evaluate(load_config(_args(data, steps)), tmp_path / "a",
+                                  progress=False)
+    # The same run in a subprocess, SIGKILLed once its step-4 checkpoint is complete.
+    killed = tmp_path / "b"
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir or "")
+    proc = subprocess.Popen([sys.executable, "-m", "jaxface.cli", "train", *_args(data, 100),
+                             f"--workdir={killed}"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if (killed / "checkpoints" / "4").is_dir():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = train_and_evaluate(load_config(_args(data, steps)), killed, progress=False)
+    assert resumed["step"] == straight["step"] == steps
     assert resumed["loss"] == straight["loss"]
-    a = Checkpoints(tmp_path / "a")
-    b = Checkpoints(tmp_path / "b")
-    assert a.latest_step() == b.latest_step() == 4
-    state_a = a.manager.restore(4)
-    state_b = b.manager.restore(4)
-    jax.tree.map(np.testing.assert_array_equal, state_a, state_b)
-    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in lines] == [1, 2, 3, 4]
+    assert Checkpoints(tmp_path / "a").latest_step() == Checkpoints(killed).latest_step() == steps
+    jax.tree.map(np.testing.assert_array_equal, restore_state(tmp_path / "a", None),
+                 restore_state(killed, None))
+    log_a, log_b = _log(tmp_path / "a"), _log(killed)
+    assert sorted(log_a) == list(range(1, steps + 1))
+    for step in log_a:
+        assert {k: v for k, v in log_a[step].items() if k != "images_per_second"} == \
+               {k: v for k, v in log_b[step].items() if k != "images_per_second"}
+    assert (killed / "config.json").is_file() and (killed / "tensorboard").is_dir()
 
 
-def test_missing_data_is_a_clear_error(tmp_path, capsys):
+def test_sigterm_saves_a_checkpoint_and_stops(data, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir or "")
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "jaxface.cli", "train", *_args(data, 1000),
+                             "--config.train.checkpoint_every=1000", f"--workdir={workdir}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        log = workdir / "metrics.jsonl"
+        if log.is_file() and log.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "stopped by SIGTERM" in out
+    saved = Checkpoints(workdir).latest_step()
+    assert saved is not None and 2 <= saved < 1000
+
+
+def test_missing_data_and_bad_stage_are_clear_errors(tmp_path, capsys):
     assert main(["train", f"--config={CONFIG}", f"--config.data.dir={tmp_path / 'none'}",
-                 f"--config.train.workdir={tmp_path / 'w'}"]) == 2
+                 f"--workdir={tmp_path / 'w'}"]) == 2
     assert "no dataset at data.dir" in capsys.readouterr().err
+    assert main(["train", f"--config={CONFIG}", "--config.train.stage=fine",
+                 f"--workdir={tmp_path / 'w'}"]) == 2
+    assert "train.stage must be one of" in capsys.readouterr().err

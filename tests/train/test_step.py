@@ -1,56 +1,156 @@
+import os
+import pathlib
+import subprocess
+import sys
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from jaxface import flame
-from jaxface.configs import load_config
 from jaxface.data.pipeline import grouped_batches
 from jaxface.data.synthetic import SynthSettings, generate
-from jaxface.models import build_network, param_sizes
-from jaxface.render import face_topology
-from jaxface.train.step import init_state, make_coarse_step
+from jaxface.models import build_network
+from jaxface.models.network import sync_batch_norm
+from jaxface.train.assets import load_assets
+from jaxface.train.step import (
+    AXIS,
+    FrozenNets,
+    coarse_geometry,
+    data_mesh,
+    init_state,
+    make_eval_step,
+    make_preview,
+    make_train_step,
+    predict_params,
+    shard_batch,
+)
+
+ROOT = pathlib.Path(__file__).parents[2]
+
+
+def small_config(*overrides):
+    from jaxface.configs import load_config
+
+    return load_config([f"--config={ROOT / 'configs' / 'synthetic.py'}",
+                        "--config.model.use_grpam=False", "--config.model.image_size=64",
+                        "--config.data.augment=False", *overrides])
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    import pathlib
-
-    cfg_path = pathlib.Path(__file__).parents[2] / "configs" / "synthetic.py"
-    cfg = load_config([f"--config={cfg_path}", "--config.model.use_grpam=False",
-                       "--config.model.image_size=64", "--config.render.image_size=64"])
+    cfg = small_config()
     data = tmp_path_factory.mktemp("synth")
     generate(data, identities=2, per_identity=2, seed=0, progress=False,
              settings=SynthSettings(image_size=64, uv_size=64, occluder_prob=0.0))
-    batch = jax.tree.map(jax.numpy.asarray, grouped_batches(data, 2, seed=0)[0])
-    model = flame.synthetic_flame(0, n_shape=cfg.face_model.n_shape,
-                                  n_expression=cfg.face_model.n_expression)
-    arrays = flame.synthetic_head_arrays(0)
-    albedo = flame.AlbedoModel(jax.numpy.asarray(arrays["albedo_mean"]),
-                               jax.numpy.asarray(arrays["albedo_basis"][..., :20]))
-    sizes = param_sizes(cfg.face_model.n_shape, 20, cfg.face_model.n_expression)
-    topo = face_topology(model.faces, model.uvs, model.uv_faces, cfg.render.uv_size)
-    graphdef, params, stats = nnx.split(build_network(cfg.model, sizes), nnx.Param,
-                                        nnx.BatchStat)
-    return cfg, batch, (model, albedo, topo, sizes), graphdef, params, stats
+    batch = grouped_batches(data, 2, seed=0)[0]
+    assets = load_assets(cfg)
+    net = sync_batch_norm(build_network(cfg.model, assets.sizes), AXIS)
+    graphdef, params, stats = nnx.split(net, nnx.Param, nnx.BatchStat)
+    return cfg, batch, assets, graphdef, params, stats
+
+
+def _copy(tree):
+    return jax.tree.map(lambda x: np.array(x), tree)
+
+
+def _fresh_state(params, stats, cfg):
+    """A new state from copies (the train step donates its input state's buffers)."""
+    return init_state(jax.tree.map(jnp.array, params), jax.tree.map(jnp.array, stats), cfg)
 
 
 def test_coarse_step_lowers_the_loss_on_a_batch(setup):
     cfg, batch, assets, graphdef, params, stats = setup
-    cfg.optim.lr = 1e-4
-    step = make_coarse_step(graphdef, assets, cfg)
-    state = init_state(params, stats, cfg)
+    mesh = data_mesh(jax.devices()[:1])
+    step = make_train_step(graphdef, assets, cfg, 2, mesh)
+    state = _fresh_state(params, stats, cfg)
+    before = _copy(state.params)
     losses = []
     for _ in range(16):
-        state, metrics = step(state, batch, None)
+        state, metrics = step(state, shard_batch(batch, mesh), None)
         losses.append(float(metrics["loss"]))
         assert np.isfinite(losses[-1]) and float(metrics["grad_norm"]) > 0
+        assert float(metrics["finite"]) == 1.0
     assert int(state.step) == 16
     assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4]), losses
-    # E_d and F_d are not trained in the coarse stage.
+    # E_d and F_d are not trained in the coarse stage; E_c is.
     for part in ("detail_encoder", "detail_decoder"):
-        jax.tree.map(np.testing.assert_array_equal, state.params[part], params[part])
-    assert set(metrics) >= {"pixel", "mask", "landmark", "eye", "scl", "reg", "loss"}
+        jax.tree.map(np.testing.assert_array_equal, state.params[part], before[part])
+    changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != b)),
+                           state.params["coarse"], before["coarse"])
+    assert all(jax.tree.leaves(changed))
+    assert set(metrics) >= {"pixel", "mask", "landmark", "eye", "scl", "reg", "loss",
+                            "shape_consistency"}
+
+
+def _as_if_trained(params, rng):
+    """E_c with a random last layer. An untrained E_c predicts codes of 0, i.e. ambient-only
+    light, under which shading ignores the normals and the detail branch has no signal."""
+    def perturb(path, x):
+        names = [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+        if names[0] == "coarse" and "fc2" in names and "kernel" in names:
+            return jnp.asarray(rng.normal(size=x.shape) * 0.02, x.dtype)
+        return jnp.array(x)
+    return jax.tree_util.tree_map_with_path(perturb, params)
+
+
+def test_detail_step_trains_only_the_detail_branch(setup, rng):
+    cfg, batch, assets, graphdef, params, stats = setup
+    cfg = cfg.copy_and_resolve_references()
+    cfg.train.stage = "detail"
+    cfg.optim.lr = 1e-4
+    mesh = data_mesh(jax.devices()[:1])
+    step = make_train_step(graphdef, assets, cfg, 2, mesh)
+    state = _fresh_state(_as_if_trained(params, rng), stats, cfg)
+    before = _copy((state.params, state.batch_stats))
+    losses = []
+    for _ in range(8):
+        state, metrics = step(state, shard_batch(batch, mesh), None)
+        losses.append(float(metrics["loss"]))
+    assert set(metrics) >= {"detail_photometric", "symmetry", "displacement",
+                            "detail_consistency"}
+    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+    # E_c is frozen: its parameters and BatchNorm statistics are untouched.
+    jax.tree.map(np.testing.assert_array_equal, state.params["coarse"], before[0]["coarse"])
+    jax.tree.map(np.testing.assert_array_equal, state.batch_stats["coarse"],
+                 before[1]["coarse"])
+    for part in ("detail_encoder", "detail_decoder"):
+        changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != b)),
+                               state.params[part], before[0][part])
+        assert any(jax.tree.leaves(changed))
+
+
+def test_a_non_finite_step_is_not_applied(setup):
+    cfg, batch, assets, graphdef, params, stats = setup
+    mesh = data_mesh(jax.devices()[:1])
+    step = make_train_step(graphdef, assets, cfg, 2, mesh)
+    state = _fresh_state(params, stats, cfg)
+    before = _copy(state)
+    bad = dict(batch)
+    bad["image"] = np.array(batch["image"])
+    bad["image"][0, 10, 10] = np.nan
+    state, metrics = step(state, shard_batch(bad, mesh), None)
+    assert float(metrics["finite"]) == 0.0
+    assert int(state.step) == 1            # the data stay in step
+    jax.tree.map(np.testing.assert_array_equal, (state.params, state.batch_stats,
+                                                 state.opt_state), before[:3])
+
+
+def test_eval_step_reports_the_errors_of_its_predictions(setup):
+    cfg, batch, assets, graphdef, params, stats = setup
+    jbatch = jax.tree.map(jnp.asarray, batch)
+    out = jax.device_get(make_eval_step(graphdef, assets, cfg)(params, stats, jbatch))
+    assert set(out) == {"landmark_px", "mesh_mm", "shape_mm"}
+    p, _ = predict_params(graphdef, params, stats, jbatch, cfg, assets.sizes, False)
+    geo = coarse_geometry(p, assets, cfg)
+    expected = np.mean(np.linalg.norm(np.asarray(geo["landmarks"], np.float64)
+                                      - batch["landmarks"], axis=-1), axis=-1)
+    np.testing.assert_allclose(out["landmark_px"], expected, rtol=1e-4)
+    assert np.all(out["mesh_mm"] > 0) and np.all(out["shape_mm"] > 0)
+    rows = np.asarray(make_preview(graphdef, assets, cfg)(params, stats, jbatch))
+    assert rows.shape == (4, 64, 4 * 64, 3) and 0.0 <= rows.min() and rows.max() <= 1.0
+    np.testing.assert_allclose(rows[:, :, :64], batch["image"], atol=1e-6)
 
 
 def test_coarse_step_with_the_identity_loss(setup):
@@ -64,6 +164,18 @@ def test_coarse_step_with_the_identity_loss(setup):
     cfg = cfg.copy_and_resolve_references()
     cfg.loss.identity = 0.2
     identity = identity_network(cfg.identity)
-    step = make_coarse_step(graphdef, assets, cfg, identity)
-    state, metrics = step(init_state(params, stats, cfg), batch, identity.state)
+    mesh = data_mesh(jax.devices()[:1])
+    step = make_train_step(graphdef, assets, cfg, 2, mesh, FrozenNets(identity=identity))
+    state, metrics = step(_fresh_state(params, stats, cfg), shard_batch(batch, mesh),
+                          {"identity": identity.state, "vgg": None})
     assert 0.0 <= float(metrics["identity"]) <= 2.0 and np.isfinite(float(metrics["loss"]))
+
+
+def test_data_parallel_step_equals_the_single_device_step(tmp_path):
+    """4 host devices (a subprocess: XLA_FLAGS must be set before JAX starts)."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "train" / "data_parallel_check.py"),
+                          str(tmp_path)], env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "max param difference" in out.stdout
