@@ -4,12 +4,12 @@ Closest point on a triangle: the region test of Ericson, *Real-Time Collision De
 (section 5.1.5) — the point's projection is inside the triangle, on an edge, or a vertex —
 written branch-free so it vectorises over (point, triangle) pairs.
 
-Search: for each point the K nearest mesh vertices are found (a chunked distance matrix) and
-every triangle incident to them is tested. That is exact whenever the best distance found is
-at most d_K - L, with d_K the K-th nearest vertex's distance and L the mesh's longest edge
-(any point of a triangle lies within L of each of its corners, so a triangle with no corner
-among the K nearest is at least d_K - L away). Points without that certificate are tested
-against every triangle, so the result is always exact; all of it jit-compiled in chunks.
+Search: every point of triangle t lies within r_t of its centroid c_t, so |p - c_t| - r_t
+bounds the distance from p to t from below. For each point the K triangles with the smallest
+bound are tested exactly (a chunked point x centroid distance matrix and a top-k); that is
+exact whenever the best distance found is at most the (K+1)-th smallest bound, since every
+other triangle is at least that far. Points without that certificate are tested against
+every triangle, so the result is always exact; all of it jit-compiled in chunks.
 """
 
 from __future__ import annotations
@@ -64,77 +64,86 @@ def closest_point_on_triangle(p_Nx3: jax.Array, a_Nx3: jax.Array, b_Nx3: jax.Arr
 
 def point_triangle_distance(p_Nx3, a_Nx3, b_Nx3, c_Nx3) -> jax.Array:
     """|p - closest point of triangle (a, b, c)| -> (N,)."""
-    return jnp.linalg.norm(p_Nx3 - closest_point_on_triangle(p_Nx3, a_Nx3, b_Nx3, c_Nx3), -1)
+    return jnp.linalg.norm(p_Nx3 - closest_point_on_triangle(p_Nx3, a_Nx3, b_Nx3, c_Nx3),
+                           axis=-1)
 
 
-def vertex_triangles(faces_Tx3: np.ndarray, n_vertices: int) -> np.ndarray:
-    """(V, M) the triangles incident to each vertex, padded with -1 (M = max valence)."""
-    faces = np.asarray(faces_Tx3)
-    owners = faces.reshape(-1)
-    tris = np.repeat(np.arange(len(faces)), 3)
-    order = np.argsort(owners, kind="stable")
-    owners, tris = owners[order], tris[order]
-    counts = np.bincount(owners, minlength=n_vertices)
-    table = np.full((n_vertices, max(int(counts.max()), 1)), -1, np.int32)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.arange(len(owners)) - starts[owners]
-    table[owners, slot] = tris
-    return table
+def _nearest_on_triangles(p_NxCx3, tri_NxCx3x3, valid_NxC):
+    """Over C candidate triangles per point: (distance, closest point) of the nearest."""
+    q = closest_point_on_triangle(p_NxCx3, tri_NxCx3x3[..., 0, :], tri_NxCx3x3[..., 1, :],
+                                  tri_NxCx3x3[..., 2, :])
+    d = jnp.where(valid_NxC, jnp.linalg.norm(p_NxCx3 - q, axis=-1), jnp.inf)
+    best = jnp.argmin(d, axis=-1)
+    return (jnp.take_along_axis(d, best[..., None], -1)[..., 0],
+            jnp.take_along_axis(q, best[..., None, None], -2)[..., 0, :])
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
-def _candidate_distances(points_Nx3, verts_Vx3, faces_Tx3, vertex_tris_VxM, longest_edge, k):
-    d2 = (jnp.sum(points_Nx3**2, -1)[:, None] - 2 * points_Nx3 @ verts_Vx3.T
-          + jnp.sum(verts_Vx3**2, -1)[None, :])
-    neg, nearest = jax.lax.top_k(-d2, k)                                   # (N, K)
-    d_k = jnp.sqrt(jnp.maximum(-neg[:, -1], 0.0))
-    cand = vertex_tris_VxM[nearest].reshape(points_Nx3.shape[0], -1)      # (N, K M)
-    valid = cand >= 0
-    tri = verts_Vx3[faces_Tx3[jnp.maximum(cand, 0)]]                       # (N, KM, 3, 3)
+def _candidate_closest(points_Nx3, tri_Tx3x3, centre_Tx3, radius_T, k):
+    # Every point of triangle t lies within radius_t of its centre, so p is at least
+    # |p - centre_t| - radius_t from it: test the K triangles with the smallest bound.
+    d2 = (jnp.sum(points_Nx3**2, -1)[:, None] - 2 * points_Nx3 @ centre_Tx3.T
+          + jnp.sum(centre_Tx3**2, -1)[None, :])
+    bound = jnp.sqrt(jnp.maximum(d2, 0.0)) - radius_T[None, :]
+    neg, cand = jax.lax.top_k(-bound, k + 1)                               # (N, K + 1)
+    tri = tri_Tx3x3[cand[:, :k]]                                           # (N, K, 3, 3)
     p = jnp.broadcast_to(points_Nx3[:, None], tri.shape[:2] + (3,))
-    d = point_triangle_distance(p, tri[..., 0, :], tri[..., 1, :], tri[..., 2, :])
-    best = jnp.min(jnp.where(valid, d, jnp.inf), axis=1)
-    return best, best <= d_k - longest_edge
+    d, q = _nearest_on_triangles(p, tri, jnp.ones(tri.shape[:2], bool))
+    # Every other triangle is at least the (K+1)-th smallest bound away.
+    return d, q, d <= -neg[:, -1]
 
 
 @jax.jit
-def _all_triangle_distances(points_Nx3, verts_Vx3, faces_Tx3):
+def _all_triangles_closest(points_Nx3, verts_Vx3, faces_Tx3):
     tri = verts_Vx3[faces_Tx3]                                              # (T, 3, 3)
+    valid = jnp.ones(tri.shape[0], bool)
 
     def one(p):
-        pb = jnp.broadcast_to(p, (tri.shape[0], 3))
-        return jnp.min(point_triangle_distance(pb, tri[:, 0], tri[:, 1], tri[:, 2]))
+        return _nearest_on_triangles(jnp.broadcast_to(p, (tri.shape[0], 3)), tri, valid)
 
     return jax.lax.map(one, points_Nx3, batch_size=64)
 
 
-def point_to_mesh_distance(points_Nx3, verts_Vx3, faces_Tx3, k: int = 8,
-                           chunk: int = 4096) -> np.ndarray:
-    """The exact distance (N,) of each point to the surface of the mesh (verts, faces),
-    float32 unless the inputs are float64 with x64 enabled (see the module docstring)."""
+def _padded_chunks(points: np.ndarray, chunk: int):
+    for lo in range(0, len(points), chunk):
+        block = points[lo:lo + chunk]
+        yield lo, len(block), np.concatenate([block, np.repeat(block[-1:], chunk - len(block),
+                                                                0)])
+
+
+def closest_points_on_mesh(points_Nx3, verts_Vx3, faces_Tx3, k: int = 32, chunk: int = 2048,
+                           return_distances: bool = False):
+    """The exact closest point (N, 3) on the mesh surface to each point (and the distances
+    (N,) with ``return_distances``), computed in the vertices' dtype (see the module
+    docstring for the search and why it is exact)."""
     points = np.asarray(points_Nx3)
     verts = jnp.asarray(verts_Vx3)
+    dtype = np.asarray(verts[:1]).dtype
     faces_np = np.asarray(faces_Tx3, np.int32)
     faces = jnp.asarray(faces_np)
-    table = jnp.asarray(vertex_triangles(faces_np, verts.shape[0]))
-    tri = np.asarray(verts)[faces_np]
-    longest = float(np.max(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=-1)))
-    k = min(k, verts.shape[0])
-    n = points.shape[0]
-    out = np.empty(n, np.asarray(verts).dtype)
-    exact = np.empty(n, bool)
-    for lo in range(0, n, chunk):
-        block = points[lo:lo + chunk]
-        padded = np.concatenate([block, np.repeat(block[-1:], chunk - len(block), 0)])
-        d, ok = _candidate_distances(jnp.asarray(padded, verts.dtype), verts, faces, table,
-                                     longest, k)
-        out[lo:lo + len(block)] = np.asarray(d)[:len(block)]
-        exact[lo:lo + len(block)] = np.asarray(ok)[:len(block)]
+    tri_np = np.asarray(verts)[faces_np].astype(np.float64)
+    centre = tri_np.mean(axis=1)
+    radius = np.max(np.linalg.norm(tri_np - centre[:, None], axis=-1), axis=1)
+    # Rounding slack, so the bound stays a bound in float32.
+    radius = radius * (1 + 1e-5) + 1e-6 * np.max(np.abs(tri_np))
+    tri, centre, radius = (jnp.asarray(a, dtype) for a in (tri_np, centre, radius))
+    k = min(k, faces_np.shape[0] - 1)
+    dist = np.empty(len(points), dtype)
+    closest = np.empty((len(points), 3), dtype)
+    exact = np.empty(len(points), bool)
+    for lo, n, block in _padded_chunks(points, chunk):
+        d, q, ok = _candidate_closest(jnp.asarray(block, dtype), tri, centre, radius, k)
+        dist[lo:lo + n], closest[lo:lo + n] = np.asarray(d)[:n], np.asarray(q)[:n]
+        exact[lo:lo + n] = np.asarray(ok)[:n]
     rest = np.flatnonzero(~exact)
-    for lo in range(0, len(rest), chunk):
-        idx = rest[lo:lo + chunk]
-        block = points[idx]
-        padded = np.concatenate([block, np.repeat(block[-1:], chunk - len(block), 0)])
-        d = _all_triangle_distances(jnp.asarray(padded, verts.dtype), verts, faces)
-        out[idx] = np.asarray(d)[:len(idx)]
-    return out
+    for lo, n, block in _padded_chunks(points[rest], chunk):
+        d, q = _all_triangles_closest(jnp.asarray(block, dtype), verts, faces)
+        idx = rest[lo:lo + n]
+        dist[idx], closest[idx] = np.asarray(d)[:n], np.asarray(q)[:n]
+    return (closest, dist) if return_distances else closest
+
+
+def point_to_mesh_distance(points_Nx3, verts_Vx3, faces_Tx3, k: int = 32,
+                           chunk: int = 2048) -> np.ndarray:
+    """The exact distance (N,) of each point to the surface of the mesh (verts, faces)."""
+    return closest_points_on_mesh(points_Nx3, verts_Vx3, faces_Tx3, k, chunk, True)[1]

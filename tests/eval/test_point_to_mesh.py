@@ -3,7 +3,6 @@ import numpy as np
 from jaxface.eval.point_to_mesh import (
     point_to_mesh_distance,
     point_triangle_distance,
-    vertex_triangles,
 )
 
 
@@ -79,10 +78,3 @@ def _vectorised_reference(p, tri):
     for u, v in ((a, b), (b, c), (c, a)):
         inside &= np.einsum("ij,ij->i", np.cross(v - u, q - u), n) >= 0
     return np.where(inside, np.abs(h), np.minimum(np.minimum(seg(a, b), seg(b, c)), seg(c, a)))
-
-
-def test_vertex_triangle_table(rng):
-    faces = np.stack([rng.permutation(30)[:3] for _ in range(50)])
-    table = vertex_triangles(faces, 30)
-    for v in range(30):
-        assert sorted(t for t in table[v] if t >= 0) == list(np.flatnonzero((faces == v).any(1)))
