@@ -55,6 +55,7 @@ def test_synth_writes_a_dataset(tmp_path, capsys):
     from jaxface.data.records import read_info
 
     assert main(["synth", "--out", str(tmp_path / "ds"), "--identities", "2",
-                 "--per-identity", "2", "--image-size", "32", "--batch", "4"]) == 0
-    assert "wrote 4 examples" in capsys.readouterr().out
+                 "--per-identity", "2", "--image-size", "32", "--batch", "4",
+                 "--val-identities", "1"]) == 0
+    assert "wrote 6 examples (2 + 1 val identities x 2)" in capsys.readouterr().out
     assert read_info(tmp_path / "ds")["splits"]["train"]["examples"] == 4

@@ -19,15 +19,16 @@ from jaxface.models.rga import RGA
 
 
 class MLPHead(nnx.Module):
-    """Linear -> ReLU -> Linear (DECA's encoder layers). The last layer starts at zero, so
-    an untrained encoder predicts the mean face, frontal pose, the base camera and ambient
-    light (codes of 0) instead of random heads and poses; training then moves away from a
-    sensible face rather than first undoing a random one."""
+    """Linear -> ReLU -> Linear (DECA's encoder layers). The last layer starts near zero
+    (weights 1e-2 of the usual scale: small enough that an untrained encoder predicts about
+    the mean face, frontal pose, the base camera and ambient light, large enough that every
+    layer gets a gradient from the first step), instead of random heads and poses: training
+    moves away from a sensible face rather than first undoing a random one."""
 
     def __init__(self, in_features: int, hidden: int, out_features: int, *, rngs: nnx.Rngs):
         self.fc1 = nnx.Linear(in_features, hidden, rngs=rngs)
-        self.fc2 = nnx.Linear(hidden, out_features, kernel_init=nnx.initializers.zeros,
-                              rngs=rngs)
+        self.fc2 = nnx.Linear(hidden, out_features, rngs=rngs, kernel_init=(
+            nnx.initializers.variance_scaling(1e-4, "fan_in", "truncated_normal")))
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return self.fc2(jax.nn.relu(self.fc1(x)))

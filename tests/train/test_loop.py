@@ -43,6 +43,7 @@ def _log(workdir):
     return {r["step"]: r for r in rows if r["kind"] == "train"}
 
 
+@pytest.mark.slow
 def test_run_killed_by_sigkill_resumes_bit_for_bit(data, tmp_path):
     steps = 6
     straight = train_and_evaluate(load_config(_args(data, steps)), tmp_path / "a",
@@ -76,6 +77,7 @@ def test_run_killed_by_sigkill_resumes_bit_for_bit(data, tmp_path):
     assert (killed / "config.json").is_file() and (killed / "tensorboard").is_dir()
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_stops(data, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT),
                JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir or "")

@@ -95,6 +95,7 @@ def _as_if_trained(params, rng):
     return jax.tree_util.tree_map_with_path(perturb, params)
 
 
+@pytest.mark.slow
 def test_detail_step_trains_only_the_detail_branch(setup, rng):
     cfg, batch, assets, graphdef, params, stats = setup
     cfg = cfg.copy_and_resolve_references()
@@ -153,6 +154,7 @@ def test_eval_step_reports_the_errors_of_its_predictions(setup):
     np.testing.assert_allclose(rows[:, :, :64], batch["image"], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_coarse_step_with_the_identity_loss(setup):
     import importlib.util
 
@@ -171,6 +173,7 @@ def test_coarse_step_with_the_identity_loss(setup):
     assert 0.0 <= float(metrics["identity"]) <= 2.0 and np.isfinite(float(metrics["loss"]))
 
 
+@pytest.mark.slow
 def test_data_parallel_step_equals_the_single_device_step(tmp_path):
     """4 host devices (a subprocess: XLA_FLAGS must be set before JAX starts)."""
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
