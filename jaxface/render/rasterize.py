@@ -76,8 +76,11 @@ def rasterize(pos_BxVx4: jax.Array, tri_Tx3: jax.Array, resolution: tuple[int, i
         return rast, jnp.zeros_like(rast)
 
     def uv_at(x, y):
-        u, v, _ = _barycentrics(tri_pos, x, y)
-        return jnp.stack([u, v], -1)
+        # The exact unclamped barycentrics: nvdiffrast's db is their analytic derivative, with
+        # no gradient epsilon (that would bias small triangles by eps / area).
+        a = edge_functions(tri_pos, x, y)
+        total = jnp.sum(a, axis=-1, keepdims=True)
+        return a[..., :2] / jnp.where(total == 0, 1.0, total)
 
     zero = jnp.zeros_like(px)
     # d/dX (one pixel right) = 2/W d/dx; d/dY (one row, +y in clip space) = 2/H d/dy.
