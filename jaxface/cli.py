@@ -7,6 +7,10 @@
     jaxface synth --out runs/synth --identities 64 --per-identity 4  # the synthetic dataset
     jaxface prepare --images photos/ --out runs/photos        # real photos -> examples
     jaxface train --config=configs/synthetic.py [--config.train.steps=500]   # coarse training
+    jaxface export --workdir runs/train --out model/     # inference params + jax.export
+    jaxface reconstruct --model model/ photo.jpg photos/ --out results/   # meshes + pictures
+    jaxface now-predict --model model/ --now NoW_Dataset --out runs/now_pred   # NoW layout
+    jaxface evaluate-now --now NoW_Dataset --predictions runs/now_pred --out runs/now_eval
 """
 
 from __future__ import annotations
@@ -131,6 +135,64 @@ def _train(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from jaxface.export.serialized import export_run
+
+    start = time.perf_counter()
+    manifest = export_run(args.workdir, args.out, args.which, args.batch_size,
+                          tuple(args.platforms.split(",")))
+    origin = manifest["origin"]
+    print(f"exported {origin['run']} ({origin['checkpoint']}, step {origin['step']}) to "
+          f"{args.out} in {time.perf_counter() - start:.1f} s: "
+          f"{', '.join(manifest['exports'])} for {args.platforms}")
+    return 0
+
+
+def _reconstruct(args) -> int:
+    from jaxface.data.landmarks import landmark_backend
+    from jaxface.infer.reconstruct import reconstruct
+
+    report = reconstruct(args.model, args.inputs, args.out, landmark_backend(args.landmarks),
+                         args.batch_size, args.size)
+    for path, reason in report["failed"].items():
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    n = len(report["ok"])
+    print(f"reconstructed {n} face(s) into {args.out} in {report['seconds']:.1f} s, skipped "
+          f"{len(report['failed'])} (see {args.out}/report.json)")
+    return 0 if n else 1
+
+
+def _now_predict(args) -> int:
+    from jaxface.data.landmarks import landmark_backend
+    from jaxface.eval.now_benchmark import predict_now
+
+    report = predict_now(args.model, args.now, args.out, landmark_backend(args.landmarks),
+                         args.split, args.batch_size)
+    for image, reason in report["failed"].items():
+        print(f"skipped {image}: {reason}", file=sys.stderr)
+    print(f"wrote {len(report['ok'])} NoW predictions to {args.out}, skipped "
+          f"{len(report['failed'])} (see {args.out}/predict_report.json)")
+    return 0 if report["ok"] else 1
+
+
+def _evaluate_now(args) -> int:
+    from jaxface.eval.now_benchmark import evaluate_predictions, write_report
+
+    result = evaluate_predictions(args.now, args.predictions, args.split, args.metrical)
+    for image, reason in result["missing"].items():
+        print(f"not evaluated {image}: {reason}", file=sys.stderr)
+    if not result["errors"]:
+        print(f"jaxface evaluate-now: error: no prediction found under {args.predictions} "
+              f"for the {args.split} split", file=sys.stderr)
+        return 2
+    track = "metrical" if args.metrical else "non-metrical"
+    summary = write_report(result, args.out, f"NoW {args.split} ({track})")
+    print(f"NoW {args.split} ({track}), {summary['images']} images: median "
+          f"{summary['median_mm']:.3f} mm, mean {summary['mean_mm']:.3f} mm, std "
+          f"{summary['std_mm']:.3f} mm; {summary['missing']} missing; report in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxface", description="Detailed 3D face reconstruction from one photo (JAX/Flax).")
@@ -192,6 +254,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None,
                    help="checkpoints, logs and the resolved config (default: train.workdir)")
     p.set_defaults(run=_train, config_args=True)
+
+    p = sub.add_parser("export", help="a training run -> a self-contained model folder")
+    p.add_argument("--workdir", required=True, help="the training run's work dir")
+    p.add_argument("--out", required=True, help="the model folder to write (replaced)")
+    p.add_argument("--which", choices=("best", "last"), default="best",
+                   help="the best eval checkpoint (default; the last when there is none) "
+                        "or the last one")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="the fixed batch size exported next to the any-batch-size one")
+    p.add_argument("--platforms", default="cpu",
+                   help="comma-separated jax.export platforms, e.g. cpu,cuda")
+    p.set_defaults(run=_export)
+
+    p = sub.add_parser("reconstruct", help="photos -> textured coarse and detailed meshes")
+    p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
+    p.add_argument("--model", required=True, help="a model folder from `jaxface export`")
+    p.add_argument("--out", required=True, help="output folder (one sub-folder per face)")
+    p.add_argument("--landmarks", default="dlib", help="landmark backend (dlib)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--size", type=int, default=224, help="crop side in pixels")
+    p.set_defaults(run=_reconstruct)
+
+    p = sub.add_parser("now-predict",
+                       help="run a model on NoW's photos, writing the official layout")
+    p.add_argument("--model", required=True, help="a model folder from `jaxface export`")
+    p.add_argument("--now", required=True, help="the NoW dataset folder")
+    p.add_argument("--out", required=True, help="predictions folder")
+    p.add_argument("--split", choices=("val", "test"), default="val")
+    p.add_argument("--landmarks", default="dlib", help="landmark backend (dlib)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.set_defaults(run=_now_predict)
+
+    p = sub.add_parser("evaluate-now", help="NoW scan-to-mesh errors of predictions")
+    p.add_argument("--now", required=True, help="the NoW dataset folder (with the scans)")
+    p.add_argument("--predictions", required=True,
+                   help="<subject>/<challenge>/<image>.obj + .npy (7 landmarks)")
+    p.add_argument("--out", required=True, help="report folder (summary, CSV, curve)")
+    p.add_argument("--split", choices=("val", "test"), default="val")
+    p.add_argument("--metrical", action="store_true",
+                   help="metrical track: predictions in metres, rigid alignment only")
+    p.set_defaults(run=_evaluate_now)
     return parser
 
 

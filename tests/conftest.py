@@ -64,3 +64,52 @@ def x64():
     """Runs the test with float64 enabled in JAX."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A training work dir holding a random-init network (step 0): the synthetic config at
+    64 px without GRPAM, its config.json and one checkpoint — what export starts from."""
+    import pathlib
+
+    from jaxface.configs import load_config
+    from jaxface.export.model_dir import model_from_config
+    from jaxface.train.checkpoint import Checkpoints
+    from jaxface.train.step import init_state
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    config = pathlib.Path(__file__).parents[1] / "configs" / "synthetic.py"
+    cfg = load_config([f"--config={config}", "--config.model.use_grpam=False",
+                       "--config.model.image_size=64", "--config.model.uv_size=64"])
+    (run / "config.json").write_text(cfg.to_json_best_effort(indent=2))
+    model = model_from_config(cfg)
+    params, stats = model.params, model.batch_stats
+    checkpoints = Checkpoints(run)
+    checkpoints.save(0, init_state(params, stats, cfg))
+    checkpoints.wait()
+    checkpoints.close()
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run, tmp_path_factory):
+    """``jaxface export`` of :func:`tiny_run` (fixed batch size 2 and any batch size)."""
+    from jaxface.export.serialized import export_run
+
+    out = tmp_path_factory.mktemp("tiny_model") / "model"
+    export_run(tiny_run, out, "best", batch_size=2)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_photos(tmp_path_factory):
+    """Real photos shipped by packages: scikit-image's astronaut, matplotlib's grace_hopper."""
+    import matplotlib.cbook
+    import skimage.data
+    from PIL import Image
+
+    out = tmp_path_factory.mktemp("photos")
+    Image.fromarray(skimage.data.astronaut()).save(out / "astronaut.png")
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        Image.open(f).convert("RGB").save(out / "grace_hopper.jpg")
+    return out

@@ -92,7 +92,9 @@ def _shrunk(rgb: np.ndarray) -> tuple[np.ndarray, float]:
 def prepare_image(path: pathlib.Path, detector, size: int = 224,
                   mask_path: pathlib.Path | None = None) -> dict[str, np.ndarray]:
     """One photo -> an example (without identity); raises ImageError / NoFaceError.
-    ``mask_path``: a segmentation mask image for it (white = face), else the landmark hull."""
+    ``mask_path``: a segmentation mask image for it (white = face), else the landmark hull.
+    Also returns where it came from in the photo: ``face_box`` (left, top, right, bottom)
+    of the detector and ``crop`` (centre x, centre y, side), photo pixels."""
     rgb = read_rgb(path)
     small, f = _shrunk(rgb)
     face = detector(small)
@@ -106,7 +108,19 @@ def prepare_image(path: pathlib.Path, detector, size: int = 224,
     else:
         mask = np.asarray(landmark_hull_mask(lmk[None], np.zeros((1, size, size, 1))))[0]
         mask = (mask > 0.5).astype(np.uint8)
-    return {"image": image, "landmarks": lmk, "mask": mask}
+    box = np.asarray(face.box, np.float32) / f
+    return {"image": image, "landmarks": lmk, "mask": mask, "face_box": box,
+            "crop": np.asarray(crop_box(landmarks), np.float32)}
+
+
+def stack_examples(examples: list[dict], batch_size: int) -> dict[str, np.ndarray]:
+    """Prepared examples -> a float32 network batch of exactly ``batch_size`` (the last
+    example repeated as padding: one shape, one compilation): image in [0, 1], landmarks,
+    mask."""
+    rows = list(examples) + [examples[-1]] * (batch_size - len(examples))
+    return {"image": np.stack([r["image"] for r in rows]).astype(np.float32) / 255.0,
+            "landmarks": np.stack([r["landmarks"] for r in rows]).astype(np.float32),
+            "mask": np.stack([r["mask"] for r in rows]).astype(np.float32)}
 
 
 def find_images(root: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
@@ -141,6 +155,7 @@ def prepare(images: str | os.PathLike, out: str | os.PathLike, detector, size: i
             mask_path = (pathlib.Path(mask_dir) / path.relative_to(root)).with_suffix(".png")
         try:
             example = prepare_image(path, detector, size, mask_path)
+            del example["face_box"], example["crop"]   # not part of the dataset format
         except (ImageError, NoFaceError, OSError) as e:
             report["failed"][str(path)] = str(e)
             continue

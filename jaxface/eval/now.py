@@ -16,11 +16,13 @@ deviation over all images' vertices concatenated.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.eval.point_to_mesh import closest_points_on_mesh, point_to_mesh_distance
+from jaxface.eval.point_to_mesh import closest_points_on_mesh, triangle_grids
 from jaxface.geometry.alignment import fit_similarity
 
 # The 7 NoW landmarks among the 68 iBUG points (DECA's choice).
@@ -55,39 +57,83 @@ def crop_scan(scan_vertices_Nx3: np.ndarray, landmarks_7x3: np.ndarray) -> np.nd
     return scan_vertices_Nx3[keep]
 
 
-def _apply(scale, rotation, translation, points):
-    return scale * points @ rotation.T + translation
+def _fit(source_Nx3: np.ndarray, target_Nx3: np.ndarray, with_scale: bool):
+    """Umeyama in float64 -> (scale, rotation, translation): target ~ s R source + t."""
+    with jax.enable_x64(True):
+        fit = fit_similarity(jnp.asarray(source_Nx3, jnp.float64)[None],
+                             jnp.asarray(target_Nx3, jnp.float64)[None],
+                             with_scale=with_scale)
+        return (float(fit.scale[0]), np.asarray(fit.rotation[0], np.float64),
+                np.asarray(fit.translation[0], np.float64))
 
 
-def align_to_scan(pred_vertices_Vx3: np.ndarray, faces_Tx3: np.ndarray,
-                  pred_landmarks_7x3: np.ndarray, scan_points_Nx3: np.ndarray,
-                  scan_landmarks_7x3: np.ndarray, metrical: bool = False,
-                  unit_scale: float = 1000.0, iterations: int = 10) -> np.ndarray:
-    """The predicted vertices aligned to the (cropped) scan: landmark Procrustes, then
-    closest-point refinement of the scale (non-metrical), rotation and translation.
+class ScanFit(NamedTuple):
+    """The predicted mesh placed on a scan: scan ~ scale * rotation @ mesh + translation,
+    and each scan point's distance to the placed surface (scan units)."""
 
-    ``metrical``: the prediction is in metres and only rotated and translated after being
-    scaled by ``unit_scale`` (mm per metre); otherwise the scale is free.
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+    distances: np.ndarray
+
+    def apply(self, points_Nx3: np.ndarray) -> np.ndarray:
+        return self.scale * np.asarray(points_Nx3, np.float64) @ self.rotation.T \
+            + self.translation
+
+
+def fit_to_scan(pred_vertices_Vx3: np.ndarray, faces_Tx3: np.ndarray,
+                pred_landmarks_7x3: np.ndarray, scan_points_Nx3: np.ndarray,
+                scan_landmarks_7x3: np.ndarray, metrical: bool = False,
+                unit_scale: float = 1000.0, iterations: int = 20,
+                tolerance: float = 1e-6) -> ScanFit:
+    """Places the prediction on the (cropped) scan: landmark Procrustes, then closest-point
+    refinement of the scale (non-metrical), rotation and translation until the mean squared
+    scan-to-mesh distance improves by less than ``tolerance`` (relative).
+
+    ``metrical``: the prediction is in metres, scaled by ``unit_scale`` (mm per metre) and
+    then only rotated and translated; otherwise the scale is free. The scan points are
+    moved into the mesh's frame instead of the mesh onto them, so the mesh's search grids
+    are built once.
     """
     verts = np.asarray(pred_vertices_Vx3, np.float64)
     lm = np.asarray(pred_landmarks_7x3, np.float64)
     if metrical:
         verts, lm = verts * unit_scale, lm * unit_scale
-    fit = fit_similarity(jnp.asarray(lm[None], jnp.float32),
-                         jnp.asarray(np.asarray(scan_landmarks_7x3)[None], jnp.float32),
-                         with_scale=not metrical)
-    aligned = _apply(float(fit.scale[0]), np.asarray(fit.rotation[0], np.float64),
-                     np.asarray(fit.translation[0], np.float64), verts)
-    for _ in range(iterations):
-        # Each scan point's closest surface point, then the similarity moving those surface
-        # points onto the scan points: each step lowers the sum of squared distances.
-        closest = closest_points_on_mesh(scan_points_Nx3, aligned, faces_Tx3)
-        step = fit_similarity(jnp.asarray(closest[None], jnp.float32),
-                              jnp.asarray(np.asarray(scan_points_Nx3)[None], jnp.float32),
-                              with_scale=not metrical)
-        aligned = _apply(float(step.scale[0]), np.asarray(step.rotation[0], np.float64),
-                         np.asarray(step.translation[0], np.float64), aligned)
-    return aligned
+    scan = np.asarray(scan_points_Nx3, np.float64)
+    faces = np.asarray(faces_Tx3)
+    grids = triangle_grids(verts[faces])
+    verts32 = verts.astype(np.float32)
+    scale, rot, shift = _fit(lm, scan_landmarks_7x3, not metrical)
+    best = None
+    for _ in range(iterations + 1):
+        local = (scan - shift) @ rot / scale                # scan points in the mesh frame
+        closest, dist = closest_points_on_mesh(local.astype(np.float32), verts32, faces,
+                                               return_distances=True, grids=grids)
+        fit = ScanFit(scale, rot, shift, scale * dist.astype(np.float64))
+        error = float(np.mean(fit.distances ** 2))
+        if best is not None and error > best[0]:
+            break                               # rounding noise: keep the better one
+        converged = best is not None and best[0] - error <= tolerance * best[0]
+        best = (error, fit)
+        if converged:
+            break
+        # The similarity moving the current closest surface points onto the scan points:
+        # each step lowers the sum of squared distances (ICP).
+        s2, r2, t2 = _fit(fit.apply(closest), scan, not metrical)
+        scale, rot, shift = s2 * scale, r2 @ rot, s2 * r2 @ shift + t2
+    fit = best[1]
+    if metrical:   # report the transform of the metre-unit mesh
+        fit = fit._replace(scale=fit.scale * unit_scale)
+    return fit
+
+
+def align_to_scan(pred_vertices_Vx3, faces_Tx3, pred_landmarks_7x3, scan_points_Nx3,
+                  scan_landmarks_7x3, metrical: bool = False, unit_scale: float = 1000.0
+                  ) -> np.ndarray:
+    """The predicted vertices placed on the scan by :func:`fit_to_scan`."""
+    fit = fit_to_scan(pred_vertices_Vx3, faces_Tx3, pred_landmarks_7x3, scan_points_Nx3,
+                      scan_landmarks_7x3, metrical, unit_scale)
+    return fit.apply(pred_vertices_Vx3)
 
 
 def scan_errors(scan_vertices_Nx3, scan_landmarks_7x3, pred_vertices_Vx3, faces_Tx3,
@@ -95,10 +141,8 @@ def scan_errors(scan_vertices_Nx3, scan_landmarks_7x3, pred_vertices_Vx3, faces_
     """One image's NoW errors: each cropped scan vertex's distance (scan units, mm) to the
     aligned predicted surface."""
     cropped = crop_scan(np.asarray(scan_vertices_Nx3, np.float64), scan_landmarks_7x3)
-    aligned = align_to_scan(pred_vertices_Vx3, faces_Tx3, pred_landmarks_7x3, cropped,
-                            scan_landmarks_7x3, metrical)
-    return point_to_mesh_distance(cropped.astype(np.float32), aligned.astype(np.float32),
-                                  faces_Tx3)
+    return fit_to_scan(pred_vertices_Vx3, faces_Tx3, pred_landmarks_7x3, cropped,
+                       scan_landmarks_7x3, metrical).distances
 
 
 def summarize(errors_per_image: list[np.ndarray]) -> dict[str, float]:

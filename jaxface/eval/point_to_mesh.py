@@ -4,17 +4,23 @@ Closest point on a triangle: the region test of Ericson, *Real-Time Collision De
 (section 5.1.5) — the point's projection is inside the triangle, on an edge, or a vertex —
 written branch-free so it vectorises over (point, triangle) pairs.
 
-Search: every point of triangle t lies within r_t of its centroid c_t, so |p - c_t| - r_t
-bounds the distance from p to t from below. For each point the K triangles with the smallest
-bound are tested exactly (a chunked point x centroid distance matrix and a top-k); that is
-exact whenever the best distance found is at most the (K+1)-th smallest bound, since every
-other triangle is at least that far. Points without that certificate are tested against
-every triangle, so the result is always exact; all of it jit-compiled in chunks.
+Search, in three passes, each exact where it can prove itself, the next one taking the
+points it cannot:
+
+1. Uniform grids (a fine and a coarse one): each cell lists every triangle whose bounding
+   box comes within a margin m of the cell. For a point in the cell, an unlisted triangle
+   is more than m away (one coordinate differs by more than m), so the nearest listed
+   triangle is exact when it is at most m away. Points near the surface (NoW's scan points
+   after alignment) end here.
+2. Every triangle, for the few points left (far from the surface).
+
+All three are jit-compiled over fixed-size chunks of points (padded), so the number of
+compilations does not grow with the number of scans.
 """
 
 from __future__ import annotations
 
-import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -78,21 +84,6 @@ def _nearest_on_triangles(p_NxCx3, tri_NxCx3x3, valid_NxC):
             jnp.take_along_axis(q, best[..., None, None], -2)[..., 0, :])
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _candidate_closest(points_Nx3, tri_Tx3x3, centre_Tx3, radius_T, k):
-    # Every point of triangle t lies within radius_t of its centre, so p is at least
-    # |p - centre_t| - radius_t from it: test the K triangles with the smallest bound.
-    d2 = (jnp.sum(points_Nx3**2, -1)[:, None] - 2 * points_Nx3 @ centre_Tx3.T
-          + jnp.sum(centre_Tx3**2, -1)[None, :])
-    bound = jnp.sqrt(jnp.maximum(d2, 0.0)) - radius_T[None, :]
-    neg, cand = jax.lax.top_k(-bound, k + 1)                               # (N, K + 1)
-    tri = tri_Tx3x3[cand[:, :k]]                                           # (N, K, 3, 3)
-    p = jnp.broadcast_to(points_Nx3[:, None], tri.shape[:2] + (3,))
-    d, q = _nearest_on_triangles(p, tri, jnp.ones(tri.shape[:2], bool))
-    # Every other triangle is at least the (K+1)-th smallest bound away.
-    return d, q, d <= -neg[:, -1]
-
-
 @jax.jit
 def _all_triangles_closest(points_Nx3, verts_Vx3, faces_Tx3):
     tri = verts_Vx3[faces_Tx3]                                              # (T, 3, 3)
@@ -104,46 +95,148 @@ def _all_triangles_closest(points_Nx3, verts_Vx3, faces_Tx3):
     return jax.lax.map(one, points_Nx3, batch_size=64)
 
 
-def _padded_chunks(points: np.ndarray, chunk: int):
+class TriangleGrid(NamedTuple):
+    """A uniform grid over a mesh: cell c lists ``ids[starts[c]:starts[c + 1]]``, every
+    triangle whose bounding box comes within ``margin`` of the cell, so for a point in the
+    cell every unlisted triangle is more than ``margin`` away (:func:`build_triangle_grid`)."""
+
+    origin: np.ndarray      # (3,) corner of cell (0, 0, 0)
+    cell: float             # cell side
+    dims: np.ndarray        # (3,) cells per axis
+    margin: float
+    starts: np.ndarray      # (C + 1,) int64 offsets into ids (cells in row-major order)
+    ids: np.ndarray         # (P,) int32 triangle ids, grouped by cell
+
+
+def build_triangle_grid(tri_Tx3x3: np.ndarray, cell: float | None = None,
+                        margin: float | None = None) -> TriangleGrid:
+    """The grid of a mesh's triangles (float64, host). Defaults: cells of the median edge
+    length, margin = 1 cell."""
+    tri = np.asarray(tri_Tx3x3, np.float64)
+    if cell is None:
+        edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=-1)
+        cell = float(np.median(edges))
+    margin = cell if margin is None else margin
+    lo_t, hi_t = tri.min(axis=1) - margin, tri.max(axis=1) + margin
+    origin = tri.reshape(-1, 3).min(0) - margin
+    dims = np.maximum(np.ceil((tri.reshape(-1, 3).max(0) + margin - origin) / cell), 1
+                      ).astype(np.int64)
+    first = np.clip(np.floor((lo_t - origin) / cell), 0, dims - 1).astype(np.int64)
+    last = np.clip(np.floor((hi_t - origin) / cell), 0, dims - 1).astype(np.int64)
+    span = last - first + 1                                            # (T, 3)
+    # Every (cell, triangle) pair: each triangle's box of cells, enumerated.
+    per_tri = np.prod(span, axis=1)
+    tri_id = np.repeat(np.arange(len(tri)), per_tri)
+    k = np.arange(len(tri_id)) - np.repeat(np.cumsum(per_tri) - per_tri, per_tri)
+    sy, sz = span[tri_id, 1], span[tri_id, 2]
+    ijk = first[tri_id] + np.stack([k // (sy * sz), (k // sz) % sy, k % sz], -1)
+    cell_id = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
+    order = np.argsort(cell_id, kind="stable")
+    counts = np.bincount(cell_id, minlength=int(np.prod(dims)))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    return TriangleGrid(origin, float(cell), dims, float(margin), starts,
+                        tri_id[order].astype(np.int32))
+
+
+def triangle_grids(tri_Tx3x3: np.ndarray) -> tuple[TriangleGrid, ...]:
+    """The two grid levels the search tries: fine (cell = margin = the median edge: few
+    triangles per cell, for points near the surface) and coarse (4x: points up to four
+    median edges from it, e.g. a scan's stray points)."""
+    tri = np.asarray(tri_Tx3x3, np.float64)
+    edge = float(np.median(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=-1)))
+    return build_triangle_grid(tri, edge, edge), build_triangle_grid(tri, 4 * edge, 4 * edge)
+
+
+@jax.jit
+def _nearest_listed(points_Nx3, tri_Tx3x3, cand_NxW):
+    """(distance, closest point) of each point's nearest triangle among its W listed ones
+    (-1 = none)."""
+    tri = tri_Tx3x3[jnp.maximum(cand_NxW, 0)]                              # (N, W, 3, 3)
+    p = jnp.broadcast_to(points_Nx3[:, None], tri.shape[:2] + (3,))
+    return _nearest_on_triangles(p, tri, cand_NxW >= 0)
+
+
+def _grid_pass(grid: TriangleGrid, points: np.ndarray, tri, dtype, pairs_per_chunk: int):
+    """The nearest listed triangle of each point -> (distance, closest, certified). Points
+    are grouped by how many triangles their cell lists (16, 32, 64, ... columns), so the
+    work follows the real counts, not the widest cell."""
+    ijk = np.floor((points - grid.origin) / grid.cell).astype(np.int64)
+    inside = np.all((ijk >= 0) & (ijk < grid.dims), axis=-1)
+    ijk = np.clip(ijk, 0, grid.dims - 1)
+    cell_id = (ijk[:, 0] * grid.dims[1] + ijk[:, 1]) * grid.dims[2] + ijk[:, 2]
+    start = grid.starts[cell_id]
+    count = grid.starts[cell_id + 1] - start
+    width = np.maximum(16, 2 ** np.ceil(np.log2(np.maximum(count, 1)))).astype(np.int64)
+    dist = np.full(len(points), np.inf, dtype)
+    closest = np.zeros((len(points), 3), dtype)
+    for w in np.unique(width):
+        idx = np.flatnonzero(width == w)
+        slot = np.arange(w)[None]
+        listed = slot < count[idx, None]
+        cand = np.where(listed, grid.ids[np.minimum(start[idx, None] + slot,
+                                                    len(grid.ids) - 1)], -1)
+        chunk = max(64, pairs_per_chunk // int(w))
+        d, q = _run_chunks(lambda b, c: _nearest_listed(b, tri, c), points[idx], chunk, dtype,
+                           cand.astype(np.int32))
+        dist[idx], closest[idx] = d, q
+    # Every unlisted triangle is more than `margin` away (slack for float32 rounding).
+    certified = inside & (dist <= grid.margin * (1 - 1e-4))
+    return dist, closest, certified
+
+
+def _run_chunks(fn, points: np.ndarray, chunk: int, dtype, *per_point):
+    """fn(chunk of points, *chunks of per_point arrays) over fixed-size padded chunks ->
+    its outputs, unpadded."""
+    outs = None
     for lo in range(0, len(points), chunk):
-        block = points[lo:lo + chunk]
-        yield lo, len(block), np.concatenate([block, np.repeat(block[-1:], chunk - len(block),
-                                                                0)])
+        n = min(chunk, len(points) - lo)
+        pad = [np.concatenate([a[lo:lo + n], np.repeat(a[lo + n - 1:lo + n], chunk - n, 0)])
+               for a in (points, *per_point)]
+        res = [np.asarray(r)[:n] for r in fn(jnp.asarray(pad[0], dtype), *pad[1:])]
+        if outs is None:
+            outs = [np.empty((len(points),) + r.shape[1:], r.dtype) for r in res]
+        for o, r in zip(outs, res, strict=True):
+            o[lo:lo + n] = r
+    return outs
 
 
-def closest_points_on_mesh(points_Nx3, verts_Vx3, faces_Tx3, k: int = 32, chunk: int = 2048,
-                           return_distances: bool = False):
+def closest_points_on_mesh(points_Nx3, verts_Vx3, faces_Tx3, chunk: int = 4096,
+                           return_distances: bool = False,
+                           grids: tuple[TriangleGrid, ...] | None = None):
     """The exact closest point (N, 3) on the mesh surface to each point (and the distances
-    (N,) with ``return_distances``), computed in the vertices' dtype (see the module
-    docstring for the search and why it is exact)."""
+    (N,) with ``return_distances``), computed in the vertices' dtype.
+
+    The passes of the module docstring, each exact where it certifies itself: the triangle
+    grids (``grids``: :func:`triangle_grids` of this mesh, built here when not given; pass
+    them to reuse them), then every triangle.
+    """
     points = np.asarray(points_Nx3)
     verts = jnp.asarray(verts_Vx3)
     dtype = np.asarray(verts[:1]).dtype
     faces_np = np.asarray(faces_Tx3, np.int32)
     faces = jnp.asarray(faces_np)
     tri_np = np.asarray(verts)[faces_np].astype(np.float64)
-    centre = tri_np.mean(axis=1)
-    radius = np.max(np.linalg.norm(tri_np - centre[:, None], axis=-1), axis=1)
-    # Rounding slack, so the bound stays a bound in float32.
-    radius = radius * (1 + 1e-5) + 1e-6 * np.max(np.abs(tri_np))
-    tri, centre, radius = (jnp.asarray(a, dtype) for a in (tri_np, centre, radius))
-    k = min(k, faces_np.shape[0] - 1)
-    dist = np.empty(len(points), dtype)
-    closest = np.empty((len(points), 3), dtype)
-    exact = np.empty(len(points), bool)
-    for lo, n, block in _padded_chunks(points, chunk):
-        d, q, ok = _candidate_closest(jnp.asarray(block, dtype), tri, centre, radius, k)
-        dist[lo:lo + n], closest[lo:lo + n] = np.asarray(d)[:n], np.asarray(q)[:n]
-        exact[lo:lo + n] = np.asarray(ok)[:n]
-    rest = np.flatnonzero(~exact)
-    for lo, n, block in _padded_chunks(points[rest], chunk):
-        d, q = _all_triangles_closest(jnp.asarray(block, dtype), verts, faces)
-        idx = rest[lo:lo + n]
-        dist[idx], closest[idx] = np.asarray(d)[:n], np.asarray(q)[:n]
+    tri = jnp.asarray(tri_np, dtype)
+    if len(points) == 0:
+        empty = np.zeros((0, 3), dtype)
+        return (empty, np.zeros(0, dtype)) if return_distances else empty
+    grids = triangle_grids(tri_np) if grids is None else grids
+    dist, closest = np.full(len(points), np.inf, dtype), np.zeros((len(points), 3), dtype)
+    rest = np.arange(len(points))
+    for grid in grids:
+        if not len(rest):
+            break
+        d, q, ok = _grid_pass(grid, points[rest].astype(np.float64), tri, dtype, chunk * 64)
+        dist[rest[ok]], closest[rest[ok]] = d[ok], q[ok]
+        rest = rest[~ok]
+    if len(rest):
+        d, q = _run_chunks(lambda b: _all_triangles_closest(b, verts, faces), points[rest],
+                           256, dtype)
+        dist[rest], closest[rest] = d, q
     return (closest, dist) if return_distances else closest
 
 
-def point_to_mesh_distance(points_Nx3, verts_Vx3, faces_Tx3, k: int = 32,
-                           chunk: int = 2048) -> np.ndarray:
+def point_to_mesh_distance(points_Nx3, verts_Vx3, faces_Tx3, chunk: int = 4096,
+                           grids: tuple[TriangleGrid, ...] | None = None) -> np.ndarray:
     """The exact distance (N,) of each point to the surface of the mesh (verts, faces)."""
-    return closest_points_on_mesh(points_Nx3, verts_Vx3, faces_Tx3, k, chunk, True)[1]
+    return closest_points_on_mesh(points_Nx3, verts_Vx3, faces_Tx3, chunk, True, grids)[1]

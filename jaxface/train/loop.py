@@ -30,6 +30,7 @@ from jaxface.render.backend import resolve_backend
 from jaxface.train.assets import load_assets
 from jaxface.train.checkpoint import Checkpoints, restore_state
 from jaxface.train.metrics_log import MetricsLog
+from jaxface.train.preview import make_preview
 from jaxface.train.step import (
     AXIS,
     STAGES,
@@ -39,7 +40,6 @@ from jaxface.train.step import (
     init_state,
     make_eval_step,
     make_optimizer,
-    make_preview,
     make_train_step,
     shard_batch,
     trainable,

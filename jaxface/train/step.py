@@ -22,22 +22,18 @@ import optax
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from jaxface import flame
 from jaxface.data.augment import augment, resize_batch
-from jaxface.geometry import vertex_normals
 from jaxface.geometry.alignment import aligned_distances
+from jaxface.infer.predict import (
+    coarse_geometry,
+    detail_normal_map,
+    neutral_head,
+    predict_params,
+    render_geometry,
+)
 from jaxface.losses import coarse_loss, detail_loss
 from jaxface.losses.regularization import swap_within_groups
-from jaxface.models import (
-    apply,
-    camera_from_code,
-    decode_params,
-    flame_pose,
-    light_from_code,
-    network_input,
-)
-from jaxface.render import project_landmarks, render, world2uv
-from jaxface.render.uv import displacement_normals
+from jaxface.models import apply
 
 # The parameter subtrees each stage trains.
 STAGES = {"coarse": ("coarse",), "detail": ("detail_encoder", "detail_decoder")}
@@ -76,42 +72,6 @@ def with_trainable(params, sub: dict):
     for name, value in sub.items():
         out[name] = value
     return out
-
-
-def predict_params(graphdef, params, batch_stats, batch, cfg, sizes, train: bool):
-    """E_c on a batch -> (decoded parameter groups, updated batch statistics)."""
-    x = network_input(batch["image"], batch["landmarks"], batch["mask"], cfg.model.use_priors,
-                      cfg.model.landmark_channels, cfg.model.landmark_sigma)
-    code, batch_stats = apply(graphdef, params, batch_stats, "encode_coarse", x, train=train)
-    return decode_params(code, sizes), batch_stats
-
-
-def coarse_geometry(p: dict, assets, cfg) -> dict:
-    """FLAME, camera, light and albedo of decoded parameters (no rendering)."""
-    out = flame.forward(assets.model, p["shape"], p["exp"], flame_pose(p["pose"]))
-    size = cfg.model.image_size
-    cam = camera_from_code(p["cam"], cfg.train.base_scale)
-    return {"vertices": out.vertices, "landmarks3d": out.landmarks3d, "cam": cam,
-            "landmarks": project_landmarks(out.landmarks3d, cam, (size, size)),
-            "light": light_from_code(p["light"]),
-            "albedo": jnp.clip(flame.albedo_map(assets.albedo, p["tex"]), 0.0, 1.0)}
-
-
-def render_geometry(geo: dict, background, assets, cfg, detail_normals_uv=None):
-    size = cfg.model.image_size
-    return render(geo["vertices"], geo["cam"], geo["albedo"], geo["light"], assets.topology,
-                  (size, size), detail_normals_uv=detail_normals_uv, background=background,
-                  backend=cfg.render.backend)
-
-
-def detail_normal_map(vertices_BxVx3, displacement_BxSxSx1, assets):
-    """UV normals of the coarse surface displaced by F_d's map (DECA's detail normals)."""
-    top = assets.topology
-    uv_pos = world2uv(vertices_BxVx3, top.uv_rast, top.faces)
-    uv_n = world2uv(vertex_normals(vertices_BxVx3, top.faces), top.uv_rast, top.faces)
-    uv_n = uv_n / jnp.maximum(jnp.linalg.norm(uv_n, axis=-1, keepdims=True), 1e-12)
-    return displacement_normals(uv_pos, uv_n, displacement_BxSxSx1, assets.uv_face_mask,
-                                top.uv_flipped)
 
 
 def _coarse_loss_of(geo, p, rendered, batch, cfg, frozen, frozen_state):
@@ -302,10 +262,8 @@ def evaluate_batch(graphdef, params, batch_stats, batch, assets, cfg) -> dict:
         out["mesh_mm"] = 1000 * jnp.mean(aligned_distances(geo["vertices"],
                                                            batch["vertices"]), axis=-1)
     if "shape" in batch and batch["shape"].shape[-1] == model.n_shape:
-        b = p["shape"].shape[0]
-        zeros_e, zeros_p = jnp.zeros((b, model.n_expression)), jnp.zeros((b, 15))
-        pred = flame.forward(model, p["shape"], zeros_e, zeros_p).vertices
-        true = flame.forward(model, batch["shape"], zeros_e, zeros_p).vertices
+        pred = neutral_head(model, p["shape"]).vertices
+        true = neutral_head(model, batch["shape"]).vertices
         out["shape_mm"] = 1000 * jnp.mean(aligned_distances(pred, true), axis=-1)
     return out
 
@@ -315,26 +273,3 @@ def make_eval_step(graphdef, assets, cfg):
     (:func:`evaluate_batch`)."""
     return jax.jit(lambda params, stats, batch: evaluate_batch(graphdef, params, stats, batch,
                                                                assets, cfg))
-
-
-def make_preview(graphdef, assets, cfg):
-    """-> jit ``preview(params, batch_stats, batch) -> (B, H, 4 W, 3)`` rows of input |
-    coarse render | detail render | landmarks (predicted red, given green) for logging."""
-    from jaxface.render.overlay import draw_points
-
-    def preview(params, stats, batch):
-        batch = resize_batch(batch, cfg.model.image_size)
-        p, _ = predict_params(graphdef, params, stats, batch, cfg, assets.sizes, False)
-        geo = coarse_geometry(p, assets, cfg)
-        coarse = render_geometry(geo, batch["image"], assets, cfg).image
-        code, _ = apply(graphdef, params, stats, "encode_detail", batch["image"], train=False)
-        disp, _ = apply(graphdef, params, stats, "decode_detail", code, p["exp"],
-                        p["pose"][:, 3:], train=False)
-        detail = render_geometry(geo, batch["image"], assets, cfg,
-                                 detail_normal_map(geo["vertices"], disp, assets)).image
-        marks = draw_points(batch["image"], batch["landmarks"], (0.0, 1.0, 0.0))
-        marks = draw_points(marks, geo["landmarks"], (1.0, 0.0, 0.0))
-        row = jnp.concatenate([batch["image"], coarse, detail, marks], axis=2)
-        return jnp.clip(row, 0.0, 1.0)
-
-    return jax.jit(preview)

@@ -1,6 +1,5 @@
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from scipy.spatial.transform import Rotation
 
 from jaxface import flame
@@ -43,7 +42,6 @@ def test_read_pp(tmp_path):
     np.testing.assert_allclose(read_pp(path), [[i + 0.5, -i, 2 * i] for i in range(7)])
 
 
-@pytest.mark.slow  # minutes on 2 cores: the closest-point search is not yet fast enough
 def test_alignment_recovers_a_known_similarity(model, rng):
     verts, lm = _neutral(model)
     rot = Rotation.random(random_state=rng.integers(1 << 31)).as_matrix()
@@ -57,7 +55,23 @@ def test_alignment_recovers_a_known_similarity(model, rng):
     assert errors.shape == (len(cropped),) and errors.max() < 1e-2
 
 
-@pytest.mark.slow
+def test_metrical_track_fits_rotation_and_translation_only(model, rng):
+    """Metrical: a prediction in metres against a scan in mm. A scan that is the mesh
+    rigidly moved is matched exactly; a scan 10 % larger is not rescaled, so its error
+    is the size mismatch, while the non-metrical track absorbs it."""
+    verts, lm = _neutral(model)
+    faces = np.asarray(model.faces)
+    rot = Rotation.random(random_state=rng.integers(1 << 31)).as_matrix()
+    shift = rng.normal(size=3) * 50
+    scan, scan_lm = 1000 * verts @ rot.T + shift, 1000 * lm @ rot.T + shift
+    errors = scan_errors(scan, scan_lm, verts, faces, lm, metrical=True)
+    assert errors.max() < 1e-2
+    big, big_lm = 1.1 * (scan - shift) + shift, 1.1 * (scan_lm - shift) + shift
+    metrical = scan_errors(big, big_lm, verts, faces, lm, metrical=True)
+    free = scan_errors(big, big_lm, verts, faces, lm, metrical=False)
+    assert np.median(metrical) > 1.0 and free.max() < 1e-2
+
+
 def test_known_offsets_give_the_known_statistics(model, rng):
     """A scan made of points offset from the (mm-scaled) surface along the face normals by
     known amounts: the reported median / mean / std are those of the offsets."""

@@ -11,19 +11,18 @@ from flax import nnx
 
 from jaxface.data.pipeline import grouped_batches
 from jaxface.data.synthetic import SynthSettings, generate
+from jaxface.infer.predict import coarse_geometry, predict_params
 from jaxface.models import build_network
 from jaxface.models.network import sync_batch_norm
 from jaxface.train.assets import load_assets
+from jaxface.train.preview import make_preview
 from jaxface.train.step import (
     AXIS,
     FrozenNets,
-    coarse_geometry,
     data_mesh,
     init_state,
     make_eval_step,
-    make_preview,
     make_train_step,
-    predict_params,
     shard_batch,
 )
 

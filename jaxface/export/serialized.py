@@ -1,0 +1,126 @@
+"""The inference function serialized with ``jax.export``: runs with jax alone.
+
+:func:`inference_function` is :func:`jaxface.infer.predict.predict` with the network's
+variables as a plain argument (the dict of ``variables.npz``), so the exported artifact holds
+the program only and the weights stay in one file. Exported for a fixed batch size and for a
+symbolic one (any batch size, one artifact), for the platforms asked (CPU by default; "cuda"
+lowers for NVIDIA GPUs). Loading needs no jaxface::
+
+    import jax, numpy as np
+    fn = jax.export.deserialize(open("model/infer_batch_any.jaxexport", "rb").read())
+    variables = dict(np.load("model/variables.npz"))
+    out = fn.call(variables, image, landmarks, mask)   # a dict, see manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxface.export.model_dir import (
+    MANIFEST,
+    VARIABLES,
+    LoadedModel,
+    load_model,
+    load_run,
+    named_leaves,
+    write_model,
+)
+from jaxface.infer.predict import OUTPUTS, predict
+
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+USAGE = """# A jaxface model
+
+Exported by `jaxface export` from {run} ({source} checkpoint, step {step}).
+
+With jaxface: `jaxface reconstruct --model {name} photo.jpg --out results/`.
+
+With jax alone (no jaxface installed):
+
+```python
+import jax, numpy as np
+fn = jax.export.deserialize(open("{name}/infer_batch_any.jaxexport", "rb").read())
+variables = dict(np.load("{name}/variables.npz"))
+out = fn.call(variables, image, landmarks, mask)
+```
+
+Inputs (float32): `image` (B, {size}, {size}, 3) in [0, 1], a square face crop;
+`landmarks` (B, 68, 2) its 68 iBUG landmarks in pixels (column, row); `mask` (B, {size},
+{size}, 1) the face mask (1 = face). Outputs: see `manifest.json`.
+"""
+
+
+def input_specs(cfg, batch) -> tuple:
+    """ShapeDtypeStructs of (image, landmarks, mask) for ``batch`` (an int or a symbolic
+    dimension)."""
+    size = cfg.model.image_size
+    return (jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32),
+            jax.ShapeDtypeStruct((batch, 68, 2), jnp.float32),
+            jax.ShapeDtypeStruct((batch, size, size, 1), jnp.float32))
+
+
+def inference_function(model: LoadedModel):
+    """-> ``f(variables, image, landmarks, mask) -> dict`` (:data:`OUTPUTS`), pure; the
+    variables are :func:`~jaxface.export.model_dir.flatten_variables`' dict."""
+    names = [name for name, _ in named_leaves(model.params, model.batch_stats)]
+    n_params = len(jax.tree.leaves(model.params))
+    params_def = jax.tree.structure(model.params)
+    stats_def = jax.tree.structure(model.batch_stats)
+
+    def infer(variables, image, landmarks, mask):
+        params = jax.tree.unflatten(params_def, [variables[n] for n in names[:n_params]])
+        stats = jax.tree.unflatten(stats_def, [variables[n] for n in names[n_params:]])
+        batch = {"image": image, "landmarks": landmarks, "mask": mask}
+        return predict(model.graphdef, params, stats, batch, model.assets, model.cfg)
+
+    return infer
+
+
+def export_inference(model: LoadedModel, batch_size: int | None = None,
+                     platforms=("cpu",)) -> jax.export.Exported:
+    """``jax.export`` of :func:`inference_function` for ``batch_size`` images (None: any)."""
+    bad = sorted(set(platforms) - set(PLATFORMS))
+    if bad:
+        raise ValueError(f"unknown platform(s) {bad}; choose from {PLATFORMS}")
+    batch = batch_size if batch_size is not None else jax.export.symbolic_shape("batch")[0]
+    variables = {name: jax.ShapeDtypeStruct(np.shape(leaf), jnp.float32)
+                 for name, leaf in named_leaves(model.params, model.batch_stats)}
+    fn = jax.jit(inference_function(model))
+    return jax.export.export(fn, platforms=tuple(platforms))(variables,
+                                                              *input_specs(model.cfg, batch))
+
+
+def export_run(workdir: str | os.PathLike, out: str | os.PathLike, which: str = "best",
+               batch_size: int = 1, platforms=("cpu",)) -> dict:
+    """``jaxface export``: a training run -> a model folder (:mod:`jaxface.export.model_dir`)
+    with the inference function exported for ``batch_size`` and for any batch size.
+    Returns the manifest."""
+    cfg, assets, graphdef, params, stats, step, source = load_run(workdir, which)
+    out = write_model(out, cfg, assets, params, stats,
+                      {"run": str(pathlib.Path(workdir).resolve()), "checkpoint": source,
+                       "step": step})
+    model = load_model(out)
+    exports = {}
+    for batch in (batch_size, None):
+        name = f"infer_batch_{'any' if batch is None else batch}.jaxexport"
+        exported = export_inference(model, batch, platforms)
+        (out / name).write_bytes(exported.serialize())
+        exports[name] = {"batch": "any" if batch is None else batch,
+                         "platforms": list(exported.platforms)}
+    size = cfg.model.image_size
+    manifest = json.loads((out / MANIFEST).read_text())
+    manifest.update({
+        "inputs": {"variables": f"dict of {VARIABLES} (name -> float32 array)",
+                   "image": f"(B, {size}, {size}, 3) float32 in [0, 1], a square face crop",
+                   "landmarks": "(B, 68, 2) float32, iBUG-68 landmarks in pixels (col, row)",
+                   "mask": f"(B, {size}, {size}, 1) float32, 1 = face"},
+        "outputs": OUTPUTS, "exports": exports, "jax_version": jax.__version__})
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    (out / "README.md").write_text(USAGE.format(run=manifest["origin"]["run"], source=source,
+                                                step=step, name=out.name, size=size))
+    return manifest

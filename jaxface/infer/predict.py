@@ -1,0 +1,132 @@
+"""The trained regressor as one inference function: prepared face crops (image, landmarks,
+mask) -> FLAME parameters, posed and neutral meshes, landmarks, albedo, lighting, camera and
+the detail displacement map. Used by ``jaxface reconstruct``, by the exported model and by the
+training previews, so all three compute the same thing.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxface import flame
+from jaxface.data.augment import resize_batch
+from jaxface.geometry import vertex_normals
+from jaxface.models import (
+    apply,
+    camera_from_code,
+    decode_params,
+    flame_pose,
+    light_from_code,
+    network_input,
+)
+from jaxface.render import project_landmarks, render, world2uv
+from jaxface.render.uv import displacement_normals
+
+
+def predict_params(graphdef, params, batch_stats, batch, cfg, sizes, train: bool):
+    """E_c on a batch -> (decoded parameter groups, updated batch statistics)."""
+    x = network_input(batch["image"], batch["landmarks"], batch["mask"], cfg.model.use_priors,
+                      cfg.model.landmark_channels, cfg.model.landmark_sigma)
+    code, batch_stats = apply(graphdef, params, batch_stats, "encode_coarse", x, train=train)
+    return decode_params(code, sizes), batch_stats
+
+
+def coarse_geometry(p: dict, assets, cfg) -> dict:
+    """FLAME, camera, light and albedo of decoded parameters (no rendering)."""
+    out = flame.forward(assets.model, p["shape"], p["exp"], flame_pose(p["pose"]))
+    size = cfg.model.image_size
+    cam = camera_from_code(p["cam"], cfg.train.base_scale)
+    return {"vertices": out.vertices, "landmarks3d": out.landmarks3d, "cam": cam,
+            "landmarks": project_landmarks(out.landmarks3d, cam, (size, size)),
+            "light": light_from_code(p["light"]),
+            "albedo": jnp.clip(flame.albedo_map(assets.albedo, p["tex"]), 0.0, 1.0)}
+
+
+def render_geometry(geo: dict, background, assets, cfg, detail_normals_uv=None,
+                    size: int | None = None):
+    """Renders :func:`coarse_geometry` (or :func:`predict`'s output) at ``size`` (default:
+    the network's input size) over ``background``."""
+    size = size or cfg.model.image_size
+    return render(geo["vertices"], geo["cam"], geo["albedo"], geo["light"], assets.topology,
+                  (size, size), detail_normals_uv=detail_normals_uv, background=background,
+                  backend=cfg.render.backend)
+
+
+def coarse_uv_maps(vertices_BxVx3, assets):
+    """The coarse surface's positions and unit normals as UV maps (B, S, S, 3) each."""
+    top = assets.topology
+    uv_pos = world2uv(vertices_BxVx3, top.uv_rast, top.faces)
+    uv_n = world2uv(vertex_normals(vertices_BxVx3, top.faces), top.uv_rast, top.faces)
+    return uv_pos, uv_n / jnp.maximum(jnp.linalg.norm(uv_n, axis=-1, keepdims=True), 1e-12)
+
+
+def detail_normal_map(vertices_BxVx3, displacement_BxSxSx1, assets):
+    """UV normals of the coarse surface displaced by F_d's map (DECA's detail normals)."""
+    uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets)
+    return displacement_normals(uv_pos, uv_n, displacement_BxSxSx1, assets.uv_face_mask,
+                                assets.topology.uv_flipped)
+
+
+
+
+# What :func:`predict` returns, with its shape (B = batch, V = vertices, S = UV size).
+OUTPUTS = {
+    "shape": "(B, n_shape) FLAME identity coefficients",
+    "exp": "(B, n_expression) FLAME expression coefficients",
+    "pose": "(B, 6) global rotation and jaw (axis-angle, radians)",
+    "tex": "(B, n_albedo) albedo coefficients",
+    "cam": "(B, 3) weak-perspective camera (scale, tx, ty)",
+    "light": "(B, 9, 3) spherical-harmonics lighting per colour",
+    "detail_code": "(B, detail_code_dim) E_d's code",
+    "vertices": "(B, V, 3) posed FLAME mesh (FLAME units: metres)",
+    "neutral_vertices": "(B, V, 3) identity only (zero expression and pose; NoW's mesh)",
+    "neutral_landmarks3d": "(B, 68, 3) the neutral mesh's landmarks (NoW's 7 are among them)",
+    "landmarks3d": "(B, 68, 3) posed 3-D landmarks",
+    "landmarks2d": "(B, 68, 2) landmarks projected into the input, pixels (column, row)",
+    "albedo": "(B, S, S, 3) UV albedo map, [0, 1]",
+    "displacement": "(B, S, S, 1) UV detail displacement along the normal (metres)",
+}
+
+
+def predict(graphdef, params, batch_stats, batch: dict, assets, cfg) -> dict[str, jax.Array]:
+    """The networks (inference mode) and FLAME on a batch -> :data:`OUTPUTS`.
+
+    ``batch``: ``image`` (B, H, W, 3) in [0, 1], ``landmarks`` (B, 68, 2) pixels and ``mask``
+    (B, H, W, 1) of square crops (``jaxface prepare``'s); resized to the network's input here,
+    and ``landmarks2d`` is returned in the given crop's pixels. jit-able.
+    """
+    size = batch["image"].shape[1]
+    net_batch = resize_batch(batch, cfg.model.image_size)
+    p, _ = predict_params(graphdef, params, batch_stats, net_batch, cfg, assets.sizes, False)
+    geo = coarse_geometry(p, assets, cfg)
+    code, _ = apply(graphdef, params, batch_stats, "encode_detail", net_batch["image"],
+                    train=False)
+    disp, _ = apply(graphdef, params, batch_stats, "decode_detail", code, p["exp"],
+                    p["pose"][:, 3:], train=False)
+    neutral = neutral_head(assets.model, p["shape"])
+    return {"shape": p["shape"], "exp": p["exp"], "pose": p["pose"], "tex": p["tex"],
+            "cam": geo["cam"], "light": geo["light"], "detail_code": code,
+            "vertices": geo["vertices"], "neutral_vertices": neutral.vertices,
+            "neutral_landmarks3d": neutral.landmarks3d,
+            "landmarks3d": geo["landmarks3d"],
+            "landmarks2d": geo["landmarks"] * (size / cfg.model.image_size),
+            "albedo": geo["albedo"], "displacement": disp * assets.uv_face_mask}
+
+
+def neutral_head(model: flame.FlameModel, shape_BxS: jax.Array) -> flame.FlameOutput:
+    """FLAME with the identity only: zero expression and pose (NoW's "neutral" mesh)."""
+    b = shape_BxS.shape[0]
+    return flame.forward(model, shape_BxS, jnp.zeros((b, model.n_expression), shape_BxS.dtype),
+                         jnp.zeros((b, 15), shape_BxS.dtype))
+
+
+def detail_surface(vertices_BxVx3: jax.Array, displacement_BxSxSx1: jax.Array, assets
+                   ) -> tuple[jax.Array, jax.Array]:
+    """The detailed surface as a UV position map -> (positions (B, S, S, 3), covered (S, S)):
+    each texel of the UV layout is a point of the coarse surface moved along its normal by
+    the (masked) displacement — DECA's dense detail mesh; ``covered`` marks the texels a UV
+    triangle covers (the others are not on the surface)."""
+    uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets)
+    positions = uv_pos + displacement_BxSxSx1 * assets.uv_face_mask * uv_n
+    return positions, assets.topology.uv_rast[0, ..., 3] > 0

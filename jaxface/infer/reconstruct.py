@@ -1,0 +1,163 @@
+"""``jaxface reconstruct``: photos in, textured detailed meshes out.
+
+Per photo (the best face in it): detection and 68 landmarks, DECA's square crop, the face mask
+(:mod:`jaxface.data.prepare`), then one jit-compiled batch step — the encoders, FLAME, the
+detail displacement and the renders — and per face, in ``<out>/<name>/``:
+
+    <name>_coarse.obj / .mtl    FLAME mesh with FLAME's UVs, textured with the albedo
+    <name>_detail.obj / .mtl    the dense detail mesh (a vertex per UV texel, displaced)
+    <name>_albedo.png           the UV albedo map
+    <name>_displacement.png     16-bit UV displacement, [-d, d] -> [0, 65535] (d in the JSON)
+    <name>_params.npz           every output of the network (see jaxface.infer.predict)
+    <name>_params.json          FLAME parameters, camera, light, landmarks in the photo
+    <name>_vis.png              input | landmarks | coarse shape | detail shape | overlay
+
+Photos without a usable face are reported (``report.json``) and the others go on. Batches
+have a fixed size (the last one padded) so the step compiles once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxface.data.landmarks import NoFaceError
+from jaxface.data.prepare import IMAGE_SUFFIXES, ImageError, prepare_image, stack_examples
+from jaxface.export.model_dir import LoadedModel, load_model
+from jaxface.infer.mesh_io import dense_mesh, write_obj, write_png, write_png16
+from jaxface.infer.predict import detail_normal_map, detail_surface, predict, render_geometry
+from jaxface.render import render_shape
+from jaxface.render.overlay import draw_points
+
+PARAM_KEYS = ("shape", "exp", "pose", "tex", "cam", "light", "detail_code")
+
+
+def find_photos(inputs) -> list[pathlib.Path]:
+    """The image files among ``inputs`` (files, and folders searched recursively)."""
+    photos = []
+    for item in map(pathlib.Path, inputs):
+        if item.is_dir():
+            photos += sorted(p for p in item.rglob("*")
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            photos.append(item)
+    return photos
+
+
+def make_reconstruct_step(model: LoadedModel, size: int):
+    """-> jit ``step(params, batch_stats, batch) -> dict``: :func:`predict`'s outputs plus
+    the renders at the crop's ``size`` and the detail surface's UV position map."""
+    cfg, assets = model.cfg, model.assets
+    top, res = assets.topology, (size, size)
+
+    def step(params, stats, batch):
+        out = predict(model.graphdef, params, stats, batch, assets, cfg)
+        normals = detail_normal_map(out["vertices"], out["displacement"], assets)
+        positions, _ = detail_surface(out["vertices"], out["displacement"], assets)
+        # Detected landmarks green, the reconstruction's red.
+        marks = draw_points(batch["image"], batch["landmarks"], (0.2, 1.0, 0.2))
+        marks = draw_points(marks, out["landmarks2d"], (1.0, 0.2, 0.2))
+        return out | {
+            "coarse_shape": render_shape(out["vertices"], out["cam"], top, res,
+                                         backend=cfg.render.backend),
+            "detail_shape": render_shape(out["vertices"], out["cam"], top, res, normals,
+                                         backend=cfg.render.backend),
+            "overlay": render_geometry(out, batch["image"], assets, cfg, normals, size).image,
+            "landmark_image": marks, "detail_positions": positions}
+
+    return jax.jit(step)
+
+
+def _crop_to_photo(points_Nx2: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
+    cx, cy, side = crop
+    return points_Nx2 * (side / size) + np.array([cx - side / 2, cy - side / 2])
+
+
+def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, model: LoadedModel,
+               size: int) -> dict:
+    """The files of one face (the module docstring); returns its JSON record."""
+    folder.mkdir(parents=True, exist_ok=True)
+    assets, cfg = model.assets, model.cfg
+    top = assets.topology
+    texture = f"{name}_albedo.png"
+    write_png(folder / texture, out["albedo"])
+    write_obj(folder / f"{name}_coarse.obj", out["vertices"], np.asarray(top.faces),
+              np.asarray(top.uv_coords), np.asarray(top.uv_faces), texture)
+    covered = np.asarray(top.uv_rast[0, ..., 3] > 0)
+    verts, faces, uvs = dense_mesh(out["detail_positions"], covered, top.uv_flipped)
+    write_obj(folder / f"{name}_detail.obj", verts, faces, uvs, None, texture)
+    d = float(cfg.model.displacement_scale)
+    write_png16(folder / f"{name}_displacement.png", out["displacement"][..., 0], -d, d)
+    np.savez(folder / f"{name}_params.npz",
+             **{k: v for k, v in out.items() if k not in ("landmark_image", "overlay")})
+    image = example["image"].astype(np.float32) / 255.0
+    write_png(folder / f"{name}_vis.png", np.concatenate(
+        [image, out["landmark_image"], out["coarse_shape"], out["detail_shape"],
+         out["overlay"]], axis=1))
+    record = {k: np.asarray(out[k]).tolist() for k in PARAM_KEYS}
+    record.update({
+        "landmarks2d_crop": out["landmarks2d"].tolist(),
+        "landmarks2d_photo": _crop_to_photo(out["landmarks2d"], example["crop"], size).tolist(),
+        "detected_landmarks_photo": _crop_to_photo(example["landmarks"], example["crop"],
+                                                   size).tolist(),
+        "face_box_photo": example["face_box"].tolist(),
+        "crop_photo": {"centre": example["crop"][:2].tolist(), "side": float(example["crop"][2]),
+                       "size": size},
+        "displacement_png_range": [-d, d], "units": "FLAME units (metres)"})
+    (folder / f"{name}_params.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike, detector,
+                batch_size: int = 8, size: int = 224, progress: bool = True) -> dict:
+    """Reconstructs every photo of ``inputs`` into ``out_dir``; returns the report
+    ({"ok": {photo: folder}, "failed": {photo: reason}, "seconds": ...})."""
+    from tqdm import tqdm
+
+    model = load_model(model_dir)
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    photos = find_photos(inputs)
+    report = {"ok": {}, "failed": {}}
+    step = make_reconstruct_step(model, size)
+    start = time.perf_counter()
+    bar = tqdm(total=len(photos), desc="reconstruct", unit="photo", disable=not progress)
+    pending: list[tuple[pathlib.Path, dict]] = []
+    taken: set[str] = set()
+
+    def flush():
+        n = len(pending)
+        batch = stack_examples([ex for _, ex in pending], batch_size)
+        out = jax.device_get(step(model.params, model.batch_stats,
+                                  {k: jnp.asarray(v) for k, v in batch.items()}))
+        for i, (path, example) in enumerate(pending):
+            name, k = path.stem, 1
+            while name in taken:    # same file name in two folders
+                name, k = f"{path.stem}_{k}", k + 1
+            taken.add(name)
+            folder = out_dir / name
+            write_face(folder, name, {k: v[i] for k, v in out.items()}, example, model, size)
+            report["ok"][str(path)] = str(folder)
+        bar.update(n)
+        pending.clear()
+
+    for path in photos:
+        try:
+            pending.append((path, prepare_image(path, detector, size)))
+        except (ImageError, NoFaceError, OSError) as e:
+            report["failed"][str(path)] = str(e)
+            bar.update(1)
+        if len(pending) == batch_size:
+            flush()
+    if pending:
+        flush()
+    bar.close()
+    report["seconds"] = round(time.perf_counter() - start, 3)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return report

@@ -1,0 +1,110 @@
+"""``jaxface reconstruct`` on real photos (scikit-image's astronaut, matplotlib's grace_hopper)
+with a random-init exported model: every file is written and valid, the mesh's landmarks land
+on the face, bad photos are reported while the others go on."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxface.cli import main
+from jaxface.infer.predict import OUTPUTS
+
+FACES = ("astronaut", "grace_hopper")
+SUFFIXES = ("_coarse.obj", "_coarse.mtl", "_detail.obj", "_detail.mtl", "_albedo.png",
+            "_displacement.png", "_params.npz", "_params.json", "_vis.png")
+
+
+@pytest.fixture(scope="module")
+def reconstructed(tiny_model, sample_photos, tmp_path_factory):
+    pytest.importorskip("dlib", reason="the dlib landmark backend is in the face extra")
+    from jaxface.data.landmarks import landmark_backend
+    from jaxface.infer.reconstruct import reconstruct
+
+    photos = tmp_path_factory.mktemp("inputs")
+    for p in sample_photos.iterdir():
+        shutil.copy(p, photos / p.name)
+    (photos / "truncated.jpg").write_bytes((photos / "grace_hopper.jpg").read_bytes()[:300])
+    Image.fromarray(np.full((120, 90, 3), 200, np.uint8)).save(photos / "no_face.png")
+    out = tmp_path_factory.mktemp("reconstructed")
+    report = reconstruct(tiny_model, [photos], out, landmark_backend("dlib"), batch_size=2,
+                         progress=False)
+    return out, report
+
+
+def test_bad_photos_are_reported_and_the_rest_go_on(reconstructed):
+    out, report = reconstructed
+    assert sorted(p.rsplit("/", 1)[1] for p in report["ok"]) == ["astronaut.png",
+                                                                 "grace_hopper.jpg"]
+    failed = {p.rsplit("/", 1)[1]: why for p, why in report["failed"].items()}
+    assert failed["no_face.png"] == "no face found"
+    assert "unreadable image" in failed["truncated.jpg"]
+    assert json.loads((out / "report.json").read_text())["failed"] == report["failed"]
+    assert not list(out.rglob("*.partial"))
+
+
+@pytest.mark.parametrize("name", FACES)
+def test_every_file_is_written_and_valid(reconstructed, tiny_model, name):
+    trimesh = pytest.importorskip("trimesh", reason="trimesh is in the dev extra")
+    folder = reconstructed[0] / name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(name + s for s in SUFFIXES)
+    params = np.load(folder / f"{name}_params.npz")
+    assert set(OUTPUTS) <= set(params.files)
+    with np.load(tiny_model / "face_model.npz") as head:
+        n_faces = len(head["faces"])
+    coarse = trimesh.load(folder / f"{name}_coarse.obj", process=False)
+    assert len(coarse.faces) == n_faces
+    # The OBJ holds the predicted vertices (trimesh splits them at UV seams: compare sets).
+    np.testing.assert_allclose(np.unique(np.round(coarse.vertices, 5), axis=0),
+                               np.unique(np.round(params["vertices"], 5), axis=0), atol=2e-5)
+    assert coarse.visual.uv.shape == (len(coarse.vertices), 2)
+    assert coarse.visual.material.image.size == params["albedo"].shape[1::-1]
+    detail = trimesh.load(folder / f"{name}_detail.obj", process=False)
+    assert len(detail.faces) > len(coarse.faces) // 4
+    # The dense detail mesh lies on the coarse surface, within the displacement bound.
+    lo, hi = coarse.vertices.min(0), coarse.vertices.max(0)
+    assert np.all(detail.vertices.min(0) >= lo - 0.011) and np.all(
+        detail.vertices.max(0) <= hi + 0.011)
+    disp = np.asarray(Image.open(folder / f"{name}_displacement.png"))
+    assert disp.dtype == np.uint16 and disp.shape == params["displacement"].shape[:2]
+    record = json.loads((folder / f"{name}_params.json").read_text())
+    lo_d, hi_d = record["displacement_png_range"]
+    np.testing.assert_allclose(lo_d + disp / 65535 * (hi_d - lo_d),
+                               params["displacement"][..., 0], atol=(hi_d - lo_d) / 65535)
+    vis = Image.open(folder / f"{name}_vis.png")
+    assert vis.size == (5 * 224, 224) and vis.mode == "RGB"
+    np.testing.assert_allclose(record["shape"], params["shape"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", FACES)
+def test_the_mesh_landmarks_land_on_the_face(reconstructed, name):
+    """Projected into the photo, the reconstruction's 68 landmarks have their centre in the
+    detector's face box and lie inside the box grown by half its size (dlib's box is tight:
+    the chin and brows of the detected landmarks themselves lie outside it)."""
+    record = json.loads((reconstructed[0] / name / f"{name}_params.json").read_text())
+    points = np.asarray(record["landmarks2d_photo"])
+    left, top, right, bottom = record["face_box_photo"]
+    cx, cy = points.mean(0)
+    assert left <= cx <= right and top <= cy <= bottom
+    w, h = right - left, bottom - top
+    assert np.all((points[:, 0] >= left - w / 4) & (points[:, 0] <= right + w / 4))
+    assert np.all((points[:, 1] >= top - h / 4) & (points[:, 1] <= bottom + h / 4))
+    # The crop <-> photo mapping: the detected landmarks map back to where dlib found them.
+    dx, dy = np.asarray(record["detected_landmarks_photo"]).mean(0)
+    assert left <= dx <= right and top <= dy <= bottom
+
+
+def test_reconstruct_cli(tiny_model, sample_photos, tmp_path, capsys):
+    pytest.importorskip("dlib", reason="the dlib landmark backend is in the face extra")
+    photo = sample_photos / "astronaut.png"
+    assert main(["reconstruct", str(photo), f"--model={tiny_model}", f"--out={tmp_path}",
+                 "--batch-size=2"]) == 0
+    assert "reconstructed 1 face(s)" in capsys.readouterr().out
+    assert (tmp_path / "astronaut" / "astronaut_detail.obj").is_file()
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((50, 50, 3), np.uint8)).save(blank)
+    assert main(["reconstruct", str(blank), f"--model={tiny_model}",
+                 f"--out={tmp_path / 'b'}", "--batch-size=2"]) == 1
+    assert "no face found" in capsys.readouterr().err
