@@ -30,6 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
     loss.reg_shape = 1e-4
     loss.reg_expression = 1e-4
     loss.reg_albedo = 1e-4
+    # Not in the paper: MSE of beta, psi and pose against the data's ground truth (synthetic
+    # data only). 0 everywhere; the learning test uses it to check that shape can be learned.
+    loss.ground_truth = 0.0
     # Detail: L_mrf + L_sym + L_dc + L_regD (+ DECA's photometric term on the detail render).
     loss.mrf = 5e-2
     loss.detail_photometric = 2.0

@@ -1,6 +1,7 @@
 """Identity-grouped batches from a jaxface dataset folder, with grain.
 
-A dataset folder (``jaxface synth`` / ``jaxface prepare``) stores its images identity by
+A dataset folder (``jaxface synth`` / ``jaxface prepare``, or a prepared tfds builder of
+:mod:`jaxface.data.tfds_builders`) stores its images identity by
 identity, ``group_size`` consecutive records each. A batch is ``identities_per_batch`` whole
 groups (K images of each identity, as the shape and detail consistency losses need), drawn in
 an order shuffled per epoch from a seed. The pipeline is a grain ``MapDataset``, so batch
@@ -15,7 +16,7 @@ import os
 import grain
 import numpy as np
 
-from jaxface.data.records import decode_example, read_info, shard_paths
+from jaxface.data.records import decode_example, is_tfds_folder, read_info, shard_paths
 
 # Keys a batch carries to training, and their dtypes (images and masks become float32 in
 # [0, 1]); ground-truth keys of synthetic data are kept when present.
@@ -26,11 +27,17 @@ class GroupedRecords:
     """Random access to whole identity groups of a dataset split."""
 
     def __init__(self, directory: str | os.PathLike, split: str = "train"):
-        from array_record.python.array_record_data_source import ArrayRecordDataSource
-
         info = read_info(directory)
         self.group_size = int(info.get("per_identity", 1))
-        self.source = ArrayRecordDataSource(shard_paths(directory, split))
+        if is_tfds_folder(directory):
+            from jaxface.data.tfds_builders import tfds_source
+
+            self.source, self.decode = tfds_source(directory, split), dict
+        else:
+            from array_record.python.array_record_data_source import ArrayRecordDataSource
+
+            self.source = ArrayRecordDataSource(shard_paths(directory, split))
+            self.decode = decode_example
         if len(self.source) % self.group_size:
             raise ValueError(f"{directory}: {len(self.source)} records are not whole groups "
                              f"of {self.group_size}")
@@ -41,7 +48,7 @@ class GroupedRecords:
 
     def __getitem__(self, group: int) -> list[dict[str, np.ndarray]]:
         start = int(group) * self.group_size
-        return [decode_example(self.source[start + k]) for k in range(self.group_size)]
+        return [self.decode(self.source[start + k]) for k in range(self.group_size)]
 
 
 def collate(groups: list[list[dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:

@@ -133,45 +133,64 @@ def find_images(root: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     return out
 
 
-def prepare(images: str | os.PathLike, out: str | os.PathLike, detector, size: int = 224,
-            mask_dir: str | os.PathLike | None = None, per_identity: int = 1,
-            progress: bool = True) -> dict:
-    """Prepares every image under ``images`` into a dataset folder ``out``; returns the
-    report ({"ok": [...], "failed": {path: reason}}). With ``per_identity`` K > 1, identities
-    with at least K usable images keep their first K (consecutive, for grouped batches); the
-    others are reported."""
+def identity_groups(root: pathlib.Path, detector, size: int = 224, per_identity: int = 1,
+                    report: dict | None = None, mask_dir: str | os.PathLike | None = None,
+                    progress: bool = False):
+    """Yields (identity name, prepared examples) per identity under ``root``. With
+    ``per_identity`` K > 1, identities with at least K usable images keep their first K
+    (consecutive, for grouped batches) and the others are skipped. Failures and skips are
+    recorded in ``report`` ({"ok": [...], "failed": {path: reason}})."""
     from tqdm import tqdm
 
-    root, out = pathlib.Path(images), pathlib.Path(out)
-    if not root.is_dir():
-        raise FileNotFoundError(f"--images {root} is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    files = find_images(root)
-    report = {"ok": [], "failed": {}}
-    by_identity: dict[str, list] = {}
-    for path, name in tqdm(files, desc="prepare", unit="img", disable=not progress):
-        mask_path = None
-        if mask_dir is not None:
-            mask_path = (pathlib.Path(mask_dir) / path.relative_to(root)).with_suffix(".png")
-        try:
-            example = prepare_image(path, detector, size, mask_path)
+    report = {"ok": [], "failed": {}} if report is None else report
+    by_identity: dict[str, list[pathlib.Path]] = {}
+    for path, name in find_images(root):
+        by_identity.setdefault(name, []).append(path)
+    bar = tqdm(total=sum(map(len, by_identity.values())), desc="prepare", unit="img",
+               disable=not progress)
+    for name, paths in by_identity.items():
+        items = []
+        for path in paths:
+            bar.update(1)
+            mask_path = None
+            if mask_dir is not None:
+                mask_path = (pathlib.Path(mask_dir) / path.relative_to(root)).with_suffix(
+                    ".png")
+            try:
+                example = prepare_image(path, detector, size, mask_path)
+            except (ImageError, NoFaceError, OSError) as e:
+                report["failed"][str(path)] = str(e)
+                continue
             del example["face_box"], example["crop"]   # not part of the dataset format
-        except (ImageError, NoFaceError, OSError) as e:
-            report["failed"][str(path)] = str(e)
-            continue
-        by_identity.setdefault(name, []).append((path, example))
-    examples, identities = [], {}
-    for name, items in by_identity.items():
+            items.append((path, example))
         if len(items) < per_identity:
             for path, _ in items:
                 report["failed"][str(path)] = (f"identity {name!r} has {len(items)} usable "
                                                f"images, fewer than {per_identity}")
             continue
+        kept = items[:per_identity] if per_identity > 1 else items
+        report["ok"] += [str(path) for path, _ in kept]
+        yield name, [example for _, example in kept]
+    bar.close()
+
+
+def prepare(images: str | os.PathLike, out: str | os.PathLike, detector, size: int = 224,
+            mask_dir: str | os.PathLike | None = None, per_identity: int = 1,
+            progress: bool = True) -> dict:
+    """Prepares every image under ``images`` into a dataset folder ``out``; returns the
+    report ({"ok": [...], "failed": {path: reason}}); see :func:`identity_groups`."""
+    root, out = pathlib.Path(images), pathlib.Path(out)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--images {root} is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"ok": [], "failed": {}}
+    examples, identities = [], {}
+    for name, group in identity_groups(root, detector, size, per_identity, report, mask_dir,
+                                       progress):
         identities[name] = len(identities)  # dense labels over the identities kept
-        for path, example in items[:per_identity] if per_identity > 1 else items:
+        for example in group:
             example["identity"] = np.int32(identities[name])
             examples.append(example)
-            report["ok"].append(str(path))
     write_shard(out / shard_name("train", 0, 1), examples)
     write_info(out, {"name": "jaxface_photos", "image_size": size, "per_identity": per_identity,
                      "identities": len(identities), "identity_names": list(identities),

@@ -60,7 +60,18 @@ def write_info(directory: pathlib.Path, info: dict) -> None:
     os.replace(partial, directory / "dataset_info.json")
 
 
+def is_tfds_folder(directory: str | os.PathLike) -> bool:
+    """A prepared tensorflow-datasets builder folder (:mod:`jaxface.data.tfds_builders`)."""
+    return (pathlib.Path(directory) / "features.json").is_file()
+
+
 def read_info(directory: str | os.PathLike) -> dict:
+    """The dataset's info (name, per_identity, image_size, splits), from a jaxface folder's
+    ``dataset_info.json`` or a tfds builder folder's metadata."""
+    if is_tfds_folder(directory):
+        from jaxface.data.tfds_builders import tfds_info
+
+        return tfds_info(directory)
     path = pathlib.Path(directory) / "dataset_info.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: not a jaxface dataset folder (write one "

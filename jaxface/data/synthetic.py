@@ -117,6 +117,46 @@ def render_scenes(model: flame.FlameModel, albedo_model: flame.AlbedoModel, topo
             "cam": cam, "vertices": out.vertices, "occluder_mask": occluder}
 
 
+def synthetic_examples(model, albedo_model, topology, seed: int, first_identity: int,
+                       last_identity: int, per_identity: int, settings: SynthSettings,
+                       batch: int = 16):
+    """Yields the examples of identities [first, last), ``per_identity`` each, in order
+    (rendered ``batch`` at a time: one compiled program)."""
+    jobs = [(i, k) for i in range(first_identity, last_identity) for k in range(per_identity)]
+    for lo in range(0, len(jobs), batch):
+        chunk = jobs[lo:lo + batch]
+        padded = chunk + [chunk[-1]] * (batch - len(chunk))   # static batch shape
+        scenes = [sample_scene(seed, i, k, settings) for i, k in padded]
+        out = jax.device_get(render_scenes(model, albedo_model, topology, _stack(scenes),
+                                           settings.image_size))
+        for j, (identity, index) in enumerate(chunk):
+            sc = scenes[j]
+            yield {
+                "image": np.round(out["image"][j] * 255).astype(np.uint8),
+                "landmarks": out["landmarks"][j].astype(np.float32),
+                "mask": (out["mask"][j] > 0.5).astype(np.uint8),
+                "occluder_mask": (out["occluder_mask"][j] > 0.5).astype(np.uint8),
+                "identity": np.int32(identity), "index": np.int32(index),
+                "shape": sc["shape"].astype(np.float32),
+                "expression": sc["expression"].astype(np.float32),
+                "pose": sc["pose"].astype(np.float32),
+                "albedo": sc["albedo"].astype(np.float32),
+                "light": sc["light"].astype(np.float32),
+                "cam": out["cam"][j].astype(np.float32),
+                "vertices": out["vertices"][j].astype(np.float32),
+            }
+
+
+def default_face_model(settings: SynthSettings):
+    """The synthetic head and its albedo at the settings' sizes (the generator's default)."""
+    arrays = flame.synthetic_head_arrays(0)
+    model = flame.synthetic_flame(0, n_shape=settings.n_shape,
+                                  n_expression=settings.n_expression)
+    albedo = flame.AlbedoModel(jnp.asarray(arrays["albedo_mean"]),
+                               jnp.asarray(arrays["albedo_basis"][..., :settings.n_albedo]))
+    return model, albedo
+
+
 def generate(out_dir: str | pathlib.Path, identities: int, per_identity: int, seed: int = 0,
              settings: SynthSettings = SynthSettings(), face_model=None, batch: int = 16,
              shards: int | None = None, progress: bool = True, val_identities: int = 0) -> dict:
@@ -128,37 +168,17 @@ def generate(out_dir: str | pathlib.Path, identities: int, per_identity: int, se
 
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, albedo_model = face_model or _default_face_model(settings)
+    model, albedo_model = face_model or default_face_model(settings)
     topology = face_topology(model.faces, model.uvs, model.uv_faces, settings.uv_size)
     start = time.perf_counter()
     total = (identities + val_identities) * per_identity
     bar = tqdm(total=total, desc="synth", unit="img", disable=not progress)
 
     def examples(first_identity, last_identity):
-        jobs = [(i, k) for i in range(first_identity, last_identity) for k in range(per_identity)]
-        for lo in range(0, len(jobs), batch):
-            chunk = jobs[lo:lo + batch]
-            padded = chunk + [chunk[-1]] * (batch - len(chunk))   # static batch shape
-            scenes = [sample_scene(seed, i, k, settings) for i, k in padded]
-            out = jax.device_get(render_scenes(model, albedo_model, topology, _stack(scenes),
-                                               settings.image_size))
-            for j, (identity, index) in enumerate(chunk):
-                sc = scenes[j]
-                yield {
-                    "image": np.round(out["image"][j] * 255).astype(np.uint8),
-                    "landmarks": out["landmarks"][j].astype(np.float32),
-                    "mask": (out["mask"][j] > 0.5).astype(np.uint8),
-                    "occluder_mask": (out["occluder_mask"][j] > 0.5).astype(np.uint8),
-                    "identity": np.int32(identity), "index": np.int32(index),
-                    "shape": sc["shape"].astype(np.float32),
-                    "expression": sc["expression"].astype(np.float32),
-                    "pose": sc["pose"].astype(np.float32),
-                    "albedo": sc["albedo"].astype(np.float32),
-                    "light": sc["light"].astype(np.float32),
-                    "cam": out["cam"][j].astype(np.float32),
-                    "vertices": out["vertices"][j].astype(np.float32),
-                }
-                bar.update(1)
+        for example in synthetic_examples(model, albedo_model, topology, seed, first_identity,
+                                          last_identity, per_identity, settings, batch):
+            yield example
+            bar.update(1)
 
     splits = {}
     # The val identities continue the numbering: their faces are other random draws.
@@ -182,11 +202,3 @@ def generate(out_dir: str | pathlib.Path, identities: int, per_identity: int, se
     write_info(out_dir, info)
     return info
 
-
-def _default_face_model(settings: SynthSettings):
-    arrays = flame.synthetic_head_arrays(0)
-    model = flame.synthetic_flame(0, n_shape=settings.n_shape,
-                                  n_expression=settings.n_expression)
-    albedo = flame.AlbedoModel(jnp.asarray(arrays["albedo_mean"]),
-                               jnp.asarray(arrays["albedo_basis"][..., :settings.n_albedo]))
-    return model, albedo

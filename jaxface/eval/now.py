@@ -85,7 +85,7 @@ def fit_to_scan(pred_vertices_Vx3: np.ndarray, faces_Tx3: np.ndarray,
                 pred_landmarks_7x3: np.ndarray, scan_points_Nx3: np.ndarray,
                 scan_landmarks_7x3: np.ndarray, metrical: bool = False,
                 unit_scale: float = 1000.0, iterations: int = 20,
-                tolerance: float = 1e-6) -> ScanFit:
+                tolerance: float = 1e-4, refine_points: int | None = 4096) -> ScanFit:
     """Places the prediction on the (cropped) scan: landmark Procrustes, then closest-point
     refinement of the scale (non-metrical), rotation and translation until the mean squared
     scan-to-mesh distance improves by less than ``tolerance`` (relative).
@@ -93,7 +93,9 @@ def fit_to_scan(pred_vertices_Vx3: np.ndarray, faces_Tx3: np.ndarray,
     ``metrical``: the prediction is in metres, scaled by ``unit_scale`` (mm per metre) and
     then only rotated and translated; otherwise the scale is free. The scan points are
     moved into the mesh's frame instead of the mesh onto them, so the mesh's search grids
-    are built once.
+    are built once. The refinement uses a fixed random subset of ``refine_points`` scan
+    points (None: all; the least-squares fit of thousands of points moves by far less than
+    the errors measured), the reported distances every point.
     """
     verts = np.asarray(pred_vertices_Vx3, np.float64)
     lm = np.asarray(pred_landmarks_7x3, np.float64)
@@ -104,12 +106,19 @@ def fit_to_scan(pred_vertices_Vx3: np.ndarray, faces_Tx3: np.ndarray,
     grids = triangle_grids(verts[faces])
     verts32 = verts.astype(np.float32)
     scale, rot, shift = _fit(lm, scan_landmarks_7x3, not metrical)
-    best = None
-    for _ in range(iterations + 1):
-        local = (scan - shift) @ rot / scale                # scan points in the mesh frame
+    subset = scan
+    if refine_points is not None and len(scan) > refine_points:
+        subset = scan[np.random.default_rng(0).choice(len(scan), refine_points, replace=False)]
+
+    def place(points, scale, rot, shift):
+        local = (points - shift) @ rot / scale              # scan points in the mesh frame
         closest, dist = closest_points_on_mesh(local.astype(np.float32), verts32, faces,
                                                return_distances=True, grids=grids)
-        fit = ScanFit(scale, rot, shift, scale * dist.astype(np.float64))
+        return ScanFit(scale, rot, shift, scale * dist.astype(np.float64)), closest
+
+    best = None
+    for _ in range(iterations + 1):
+        fit, closest = place(subset, scale, rot, shift)
         error = float(np.mean(fit.distances ** 2))
         if best is not None and error > best[0]:
             break                               # rounding noise: keep the better one
@@ -119,9 +128,11 @@ def fit_to_scan(pred_vertices_Vx3: np.ndarray, faces_Tx3: np.ndarray,
             break
         # The similarity moving the current closest surface points onto the scan points:
         # each step lowers the sum of squared distances (ICP).
-        s2, r2, t2 = _fit(fit.apply(closest), scan, not metrical)
+        s2, r2, t2 = _fit(fit.apply(closest), subset, not metrical)
         scale, rot, shift = s2 * scale, r2 @ rot, s2 * r2 @ shift + t2
     fit = best[1]
+    if subset is not scan:
+        fit, _ = place(scan, fit.scale, fit.rotation, fit.translation)
     if metrical:   # report the transform of the metre-unit mesh
         fit = fit._replace(scale=fit.scale * unit_scale)
     return fit

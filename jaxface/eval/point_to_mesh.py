@@ -156,6 +156,10 @@ def _nearest_listed(points_Nx3, tri_Tx3x3, cand_NxW):
     return _nearest_on_triangles(p, tri, cand_NxW >= 0)
 
 
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, int(n - 1).bit_length())
+
+
 def _grid_pass(grid: TriangleGrid, points: np.ndarray, tri, dtype, pairs_per_chunk: int):
     """The nearest listed triangle of each point -> (distance, closest, certified). Points
     are grouped by how many triangles their cell lists (16, 32, 64, ... columns), so the
@@ -175,7 +179,8 @@ def _grid_pass(grid: TriangleGrid, points: np.ndarray, tri, dtype, pairs_per_chu
         listed = slot < count[idx, None]
         cand = np.where(listed, grid.ids[np.minimum(start[idx, None] + slot,
                                                     len(grid.ids) - 1)], -1)
-        chunk = max(64, pairs_per_chunk // int(w))
+        # Power-of-two chunks: few shapes (compilations), little padding for small sets.
+        chunk = int(min(max(64, pairs_per_chunk // int(w)), max(1024, _next_pow2(len(idx)))))
         d, q = _run_chunks(lambda b, c: _nearest_listed(b, tri, c), points[idx], chunk, dtype,
                            cand.astype(np.int32))
         dist[idx], closest[idx] = d, q

@@ -25,6 +25,7 @@ from jaxface.losses.photometric import (
 from jaxface.losses.regularization import (
     displacement_l1,
     group_swap_permutation,
+    parameter_supervision,
     regularization,
     soft_symmetry,
     swap_within_groups,
@@ -34,7 +35,8 @@ __all__ = [
     "EYELID_LOWER", "EYELID_UPPER", "IdentityNetwork", "coarse_loss", "coarse_terms",
     "deca_landmark_weights", "detail_loss", "detail_terms", "displacement_l1", "eye_closure",
     "face_mask_photometric", "group_swap_permutation", "id_mrf", "id_mrf_layer",
-    "identity_cosine", "landmark_l1", "pixel_loss", "regularization", "safe_norm",
+    "identity_cosine", "landmark_l1", "parameter_supervision", "pixel_loss", "regularization",
+    "safe_norm",
     "identity_network", "soft_symmetry", "structural_consistency", "swap_within_groups",
     "weighted_total",
 ]

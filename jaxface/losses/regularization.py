@@ -42,3 +42,15 @@ def group_swap_permutation(batch: int, group_size: int) -> np.ndarray:
 def swap_within_groups(x_BxN: jax.Array, group_size: int) -> jax.Array:
     """x permuted by :func:`group_swap_permutation` (L_sc swaps beta, L_dc swaps delta)."""
     return x_BxN[group_swap_permutation(x_BxN.shape[0], group_size)]
+
+
+def parameter_supervision(pred: dict, truth: dict) -> jax.Array:
+    """Mean squared error of the predicted FLAME identity, expression and pose (global +
+    jaw) against ground truth — for synthetic data only (``loss.ground_truth``; the paper
+    trains without it). ``truth`` holds FLAME's ``shape``, ``expression`` and full 15-value
+    ``pose``; each group is averaged over its components, then summed."""
+    pose = jnp.concatenate([truth["pose"][..., :3], truth["pose"][..., 6:9]], -1)
+    n_shape, n_exp = pred["shape"].shape[-1], pred["exp"].shape[-1]
+    return (jnp.mean((pred["shape"] - truth["shape"][..., :n_shape]) ** 2)
+            + jnp.mean((pred["exp"] - truth["expression"][..., :n_exp]) ** 2)
+            + jnp.mean((pred["pose"] - pose) ** 2))

@@ -23,7 +23,7 @@ from flax import nnx
 
 from jaxface.configs import ConfigError
 from jaxface.data.pipeline import batch_iterator, eval_batches, grouped_batches
-from jaxface.data.records import read_info
+from jaxface.data.records import is_tfds_folder, read_info
 from jaxface.models import build_network
 from jaxface.models.network import sync_batch_norm
 from jaxface.render.backend import resolve_backend
@@ -42,6 +42,7 @@ from jaxface.train.step import (
     make_optimizer,
     make_train_step,
     shard_batch,
+    train_keys,
     trainable,
 )
 
@@ -83,12 +84,15 @@ def _check_data(cfg, n_devices: int) -> pathlib.Path:
     if cfg.train.stage not in STAGES:
         raise ConfigError(f"train.stage must be one of {sorted(STAGES)}, got {cfg.train.stage!r}")
     data_dir = pathlib.Path(cfg.data.dir)
-    if not (data_dir / "dataset_info.json").is_file():
+    if not (data_dir / "dataset_info.json").is_file() and not is_tfds_folder(data_dir):
         raise FileNotFoundError(f"no dataset at data.dir={data_dir}: write one with `jaxface "
                                 f"synth --out {data_dir}` or `jaxface prepare`")
     if cfg.data.identities_per_batch % n_devices:
         raise ConfigError(f"data.identities_per_batch={cfg.data.identities_per_batch} must be a "
                          f"multiple of the {n_devices} devices (whole identity groups each)")
+    if cfg.loss.ground_truth and read_info(data_dir).get("name") != "jaxface_synthetic":
+        raise ConfigError(f"loss.ground_truth > 0 needs ground-truth parameters: {data_dir} is "
+                          "not a `jaxface synth` dataset")
     return data_dir
 
 
@@ -230,7 +234,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
         if start == 0:
             run_eval(0)
         for step in bar:
-            batch = shard_batch(next(batches), mesh)
+            batch = shard_batch(next(batches), mesh, train_keys(cfg))
             state, metrics = step_fn(state, batch, frozen_state)
             drain()
             pending = (step + 1, metrics)

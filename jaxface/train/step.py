@@ -32,13 +32,14 @@ from jaxface.infer.predict import (
     render_geometry,
 )
 from jaxface.losses import coarse_loss, detail_loss
-from jaxface.losses.regularization import swap_within_groups
+from jaxface.losses.regularization import parameter_supervision, swap_within_groups
 from jaxface.models import apply
 
 # The parameter subtrees each stage trains.
 STAGES = {"coarse": ("coarse",), "detail": ("detail_encoder", "detail_decoder")}
-# Batch keys the train step reads (ground truth stays on the host).
+# Batch keys the train step reads (ground truth stays on the host unless loss.ground_truth).
 TRAIN_KEYS = ("image", "landmarks", "mask")
+GROUND_TRUTH_KEYS = ("shape", "expression", "pose")
 AXIS = "data"
 
 
@@ -95,6 +96,9 @@ def coarse_objective(graphdef, params, batch_stats, batch, assets, cfg, group_si
     geo = coarse_geometry(p, assets, cfg)
     rendered = render_geometry(geo, batch["image"], assets, cfg).image
     loss, terms = _coarse_loss_of(geo, p, rendered, batch, cfg, frozen, frozen_state)
+    if cfg.loss.ground_truth:
+        terms["ground_truth"] = parameter_supervision(p, batch)
+        loss = loss + cfg.loss.ground_truth * terms["ground_truth"]
     if cfg.loss.shape_consistency and group_size > 1:
         swapped = p | {"shape": swap_within_groups(p["shape"], group_size)}
         geo_sc = coarse_geometry(swapped, assets, cfg)
@@ -230,6 +234,11 @@ def make_train_step(graphdef, assets, cfg, group_size: int, mesh: jax.sharding.M
     step = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(AXIS), P()),
                          out_specs=(P(), P()), check_vma=False)
     return jax.jit(step, donate_argnums=0)
+
+
+def train_keys(cfg) -> tuple[str, ...]:
+    """The batch keys ``cfg``'s train step reads."""
+    return TRAIN_KEYS + (GROUND_TRUTH_KEYS if cfg.loss.ground_truth else ())
 
 
 def shard_batch(batch: dict, mesh: jax.sharding.Mesh, keys=TRAIN_KEYS) -> dict:

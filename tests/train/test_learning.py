@@ -1,6 +1,13 @@
-"""The whole pipeline learns: a short CPU run on the synthetic default lowers the landmark
-error well below the untrained network's (which predicts the mean face, frontal, at the base
-camera: a strong baseline, not a random head)."""
+"""The whole pipeline learns. Short CPU runs on the synthetic default, evaluated on their
+training images:
+
+* the paper's self-supervised objective lowers the landmark error well below the untrained
+  network's (which predicts the mean face, frontal, at the base camera: a strong baseline);
+* with the synthetic data's ground-truth parameters added to it (``loss.ground_truth``, not
+  in the paper), the 3-D shape error falls too. At 64² a millimetre of identity shape is a
+  fraction of a pixel, so a few CPU minutes of self-supervision alone do not reduce it
+  (docs/benchmarks.md); the supervised run shows gradients reach shape through the encoder.
+"""
 
 import json
 import pathlib
@@ -14,11 +21,15 @@ from jaxface.train.loop import train_and_evaluate
 CONFIG = pathlib.Path(__file__).parents[2] / "configs" / "synthetic.py"
 
 
-@pytest.mark.slow
-def test_synthetic_training_lowers_the_landmark_error(tmp_path):
-    data = tmp_path / "data"
-    generate(data, identities=8, per_identity=2, seed=0, progress=False,
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data")
+    generate(out, identities=8, per_identity=2, seed=0, progress=False,
              settings=SynthSettings(image_size=64, uv_size=64))
+    return out
+
+
+def _run(data, workdir, *overrides):
     cfg = load_config([f"--config={CONFIG}", "--config.model.image_size=64",
                        "--config.model.use_grpam=False", f"--config.data.dir={data}",
                        "--config.data.identities_per_batch=4", "--config.data.augment=False",
@@ -26,14 +37,28 @@ def test_synthetic_training_lowers_the_landmark_error(tmp_path):
                        # faces, but every part of the pipeline must move the right way.
                        "--config.data.eval_split=train", "--config.optim.lr=1e-3",
                        "--config.train.steps=200", "--config.train.eval_every=100",
-                       "--config.train.log_every=20", "--config.train.checkpoint_every=1000"])
-    out = train_and_evaluate(cfg, tmp_path / "run", progress=False)
-    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+                       "--config.train.log_every=20", "--config.train.checkpoint_every=1000",
+                       *overrides])
+    out = train_and_evaluate(cfg, workdir, progress=False)
+    rows = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if r["kind"] == "eval"]
-    assert [r["step"] for r in evals] == [0, 100, 200]
-    first, last = evals[0], evals[-1]
     print("eval:", evals)
-    assert last["landmark_px"] < 0.6 * first["landmark_px"], evals
-    assert out["eval_landmark_px"] == last["landmark_px"]
-    losses = [r["loss"] for r in rows if r["kind"] == "train"]
+    assert [r["step"] for r in evals] == [0, 100, 200]
+    assert out["eval_landmark_px"] == evals[-1]["landmark_px"]
+    return evals, [r["loss"] for r in rows if r["kind"] == "train"]
+
+
+@pytest.mark.slow
+def test_self_supervised_training_lowers_the_landmark_error(data, tmp_path):
+    evals, losses = _run(data, tmp_path)
+    assert evals[-1]["landmark_px"] < 0.6 * evals[0]["landmark_px"], evals
     assert sum(losses[-3:]) < 0.7 * sum(losses[:3]), losses
+
+
+@pytest.mark.slow
+def test_with_ground_truth_the_shape_error_falls(data, tmp_path):
+    evals, _ = _run(data, tmp_path, "--config.loss.ground_truth=1.0")
+    first, last = evals[0], evals[-1]
+    assert last["shape_mm"] < 0.5 * first["shape_mm"], evals
+    assert last["mesh_mm"] < 0.5 * first["mesh_mm"], evals
+    assert last["landmark_px"] < 0.6 * first["landmark_px"], evals
