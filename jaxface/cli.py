@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True,
                    help="folder of photos (sub-folders = identities)")
     p.add_argument("--out", required=True, help="output dataset folder")
-    p.add_argument("--landmarks", default="dlib", help="landmark backend (dlib)")
+    p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
+                   help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
+                        "checkpoints)")
     p.add_argument("--masks", default=None,
                    help="folder of segmentation masks mirroring --images (.png, white = "
                         "face); default: the landmark hull")
@@ -271,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
     p.add_argument("--model", required=True, help="a model folder from `jaxface export`")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per face)")
-    p.add_argument("--landmarks", default="dlib", help="landmark backend (dlib)")
+    p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
+                   help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
+                        "checkpoints)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--size", type=int, default=224, help="crop side in pixels")
     p.set_defaults(run=_reconstruct)
@@ -282,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", required=True, help="the NoW dataset folder")
     p.add_argument("--out", required=True, help="predictions folder")
     p.add_argument("--split", choices=("val", "test"), default="val")
-    p.add_argument("--landmarks", default="dlib", help="landmark backend (dlib)")
+    p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
+                   help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
+                        "checkpoints)")
     p.add_argument("--batch-size", type=int, default=8)
     p.set_defaults(run=_now_predict)
 

