@@ -13,6 +13,8 @@ identity-grouped batches of :mod:`jaxface.data.pipeline` rely on. A prepared bui
   extracted images, one folder per identity; each photo goes through ``jaxface prepare``'s
   preprocessing (dlib detection, DECA crop, 68 landmarks, landmark-hull mask) and identities
   with at least ``per_identity`` usable photos keep that many.
+* ``now``: the NoW benchmark's photos prepared the same way, with their image paths
+  (manual download; the scans stay in the NoW folder for ``jaxface evaluate-now``).
 
     from jaxface.data.tfds_builders import prepare_builder, PhotoConfig, Vggface2
     path = prepare_builder(Vggface2, "~/tfds", PhotoConfig(name="k3", per_identity=3),
@@ -22,6 +24,7 @@ identity-grouped batches of :mod:`jaxface.data.pipeline` rely on. A prepared bui
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import pathlib
 
@@ -29,6 +32,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxface.data.synthetic import SynthSettings, default_face_model, synthetic_examples
+from jaxface.eval.now_benchmark import SPLITS as SPLIT_FILES
 
 
 def _tensor(shape, dtype):
@@ -160,6 +164,64 @@ class BuptBalancedface(_PhotoFolders):
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Request BUPT-Balancedface (http://www.whdeng.cn/RFW/Trainingdataste.html) and pass "
         "manual_dir = a folder of identity folders (merge its race sub-folders).")
+
+
+@dataclasses.dataclass(eq=False)
+class NowConfig(tfds.core.BuilderConfig):
+    """NoW's photos prepared for a model (crop size, landmark backend)."""
+
+    image_size: int = 224
+    landmarks: str = "dlib"
+
+
+class Now(tfds.core.GeneratorBasedBuilder):
+    """The NoW benchmark's photos (Sanyal et al. 2019), prepared as model inputs (manual
+    download). Splits ``val`` and ``test`` (its image lists); each example keeps its
+    ``image_path`` (``<subject>/<challenge>/<image>.jpg``, the key of NoW's predictions) and
+    the subject as ``identity``. The scans stay in the NoW folder, where ``jaxface
+    evaluate-now`` reads them (one per subject, as the official evaluation does)."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    BUILDER_CONFIGS = [NowConfig(name="default")]
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Download NoW (https://now.is.tue.mpg.de; licence: research use) and pass manual_dir "
+        "= NoW_Dataset (or its final_release_version/ folder).")
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        c = self.builder_config
+        features = _base_features(c.image_size) | {"image_path": _tensor((), np.str_)}
+        return tfds.core.DatasetInfo(
+            builder=self, description=self.__doc__.split("\n")[0], disable_shuffling=True,
+            features=tfds.features.FeaturesDict(features),
+            metadata=tfds.core.MetadataDict(per_identity=1, image_size=c.image_size))
+
+    def _split_generators(self, dl_manager):
+        from jaxface.eval.now_benchmark import NowLayoutError, image_list, now_root
+
+        try:
+            root = now_root(dl_manager.manual_dir)
+        except NowLayoutError as e:
+            raise FileNotFoundError(f"{e}. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}") from e
+        return {split: self._generate_examples(root, image_list(root, split))
+                for split in ("val", "test") if (root / SPLIT_FILES[split]).is_file()}
+
+    def _generate_examples(self, root: pathlib.Path, images: list[str]):
+        from jaxface.data.landmarks import NoFaceError, landmark_backend
+        from jaxface.data.prepare import ImageError, prepare_image
+
+        c = self.builder_config
+        detector = landmark_backend(c.landmarks)
+        subjects = {name: i for i, name in enumerate(sorted({im.split("/")[0]
+                                                             for im in images}))}
+        for n, image in enumerate(images):
+            try:
+                ex = prepare_image(root / "iphone_pictures" / image, detector, c.image_size)
+            except (ImageError, NoFaceError, OSError) as e:
+                logging.warning("now: skipped %s: %s", image, e)
+                continue
+            yield f"{n:09d}", {"image": ex["image"], "landmarks": ex["landmarks"],
+                               "mask": ex["mask"], "image_path": image,
+                               "identity": np.int32(subjects[image.split("/")[0]])}
 
 
 def prepare_builder(builder_cls, data_dir: str | os.PathLike, config=None,

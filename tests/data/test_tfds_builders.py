@@ -92,3 +92,22 @@ def test_photo_builders_prepare_identity_folders(builder, sample_photos, tmp_pat
 def test_photo_builder_without_manual_folder_says_what_to_download(tmp_path):
     with pytest.raises(Exception, match="Download VGGFace2"):
         prepare_builder(Vggface2, tmp_path / "tfds", manual_dir=tmp_path / "missing")
+
+
+def test_now_builder_prepares_the_split_photos_with_their_paths(sample_photos, tmp_path):
+    pytest.importorskip("dlib", reason="the dlib landmark backend is in the face extra")
+    from jaxface.data.tfds_builders import Now
+
+    root = tmp_path / "NoW_Dataset" / "final_release_version"
+    images = ["FaMoS_1/multiview_neutral/IMG_0101.jpg", "FaMoS_2/selfie/IMG_0007.jpg",
+              "FaMoS_2/selfie/IMG_0008.jpg"]                   # the last one is missing
+    for image, photo in zip(images[:2], ["astronaut.png", "grace_hopper.jpg"], strict=True):
+        (root / "iphone_pictures" / image).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample_photos / photo, root / "iphone_pictures" / image)
+    (root / "imagepathsvalidation.txt").write_text("\n".join(images) + "\n")
+    folder = prepare_builder(Now, tmp_path / "tfds", manual_dir=root.parent)
+    assert read_info(folder)["splits"] == {"val": {"examples": 2}}
+    source = tfds.builder_from_directory(str(folder)).as_data_source(split="val")
+    assert [source[i]["image_path"].decode() for i in range(2)] == images[:2]
+    assert [int(source[i]["identity"]) for i in range(2)] == [0, 1]
+    assert source[0]["image"].shape == (224, 224, 3)
