@@ -52,6 +52,11 @@ def describe(model) -> str:
     return "\n".join(lines)
 
 
+def _print_skipped(failed: dict[str, str]) -> None:
+    for item, reason in failed.items():
+        print(f"skipped {item}: {reason}", file=sys.stderr)
+
+
 def _flame_asset(args) -> int:
     from jaxface.flame import save_flame_npz, synthetic_flame, synthetic_head_arrays
 
@@ -118,8 +123,7 @@ def _prepare(args) -> int:
     detector = landmark_backend(args.landmarks)
     report = prepare(args.images, args.out, detector, size=args.size, mask_dir=args.masks,
                      per_identity=args.per_identity)
-    for path, reason in report["failed"].items():
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+    _print_skipped(report["failed"])
     print(f"prepared {len(report['ok'])} images into {args.out}, skipped "
           f"{len(report['failed'])} (see {args.out}/report.json)")
     return 0 if report["ok"] else 1
@@ -154,8 +158,7 @@ def _reconstruct(args) -> int:
 
     report = reconstruct(args.model, args.inputs, args.out, landmark_backend(args.landmarks),
                          args.batch_size, args.size)
-    for path, reason in report["failed"].items():
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+    _print_skipped(report["failed"])
     n = len(report["ok"])
     print(f"reconstructed {n} face(s) into {args.out} in {report['seconds']:.1f} s, skipped "
           f"{len(report['failed'])} (see {args.out}/report.json)")
@@ -168,8 +171,7 @@ def _now_predict(args) -> int:
 
     report = predict_now(args.model, args.now, args.out, landmark_backend(args.landmarks),
                          args.split, args.batch_size)
-    for image, reason in report["failed"].items():
-        print(f"skipped {image}: {reason}", file=sys.stderr)
+    _print_skipped(report["failed"])
     print(f"wrote {len(report['ok'])} NoW predictions to {args.out}, skipped "
           f"{len(report['failed'])} (see {args.out}/predict_report.json)")
     return 0 if report["ok"] else 1

@@ -184,15 +184,18 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
         return {"step": step, "seed": cfg.train.seed, "data_dir": str(data_dir),
                 "identities_per_batch": cfg.data.identities_per_batch}
 
+    # The preview rows: the eval split's first images, read once.
+    preview_batch = None if eval_data is None else {
+        k: jnp.asarray(v[:cfg.train.preview_images]) for k, v in eval_data[0].items()}
+
     def run_eval(done):
         nonlocal last_eval, t_last
         if eval_data is None:
             return
         last_eval = evaluate(eval_step, state.params, state.batch_stats, eval_data)
         log.scalars(done, last_eval, "eval")
-        first = {k: jnp.asarray(v[:cfg.train.preview_images]) for k, v in eval_data[0].items()}
         log.image(done, "preview", jax.device_get(preview(state.params, state.batch_stats,
-                                                          first)))
+                                                          preview_batch)))
         if checkpoints.best is not None and cfg.train.best_metric in last_eval:
             checkpoints.save_best(done, state, last_eval)
         print(f"jaxface train: eval at step {done}: "

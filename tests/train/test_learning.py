@@ -57,7 +57,7 @@ def test_self_supervised_training_lowers_the_landmark_error(data, tmp_path):
 
 @pytest.mark.slow
 def test_with_ground_truth_the_shape_error_falls(data, tmp_path):
-    evals, _ = _run(data, tmp_path, "--config.loss.ground_truth=1.0")
+    evals, _ = _run(data, tmp_path, "--config.loss.ground_truth=10.0")
     first, last = evals[0], evals[-1]
     assert last["shape_mm"] < 0.5 * first["shape_mm"], evals
     assert last["mesh_mm"] < 0.5 * first["mesh_mm"], evals

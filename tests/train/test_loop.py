@@ -1,6 +1,7 @@
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,3 +107,37 @@ def test_missing_data_and_bad_stage_are_clear_errors(tmp_path, capsys):
     assert main(["train", f"--config={CONFIG}", "--config.train.stage=fine",
                  f"--workdir={tmp_path / 'w'}"]) == 2
     assert "train.stage must be one of" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_non_finite_steps_in_a_row_stop_the_run_with_the_last_checkpoint_intact(data, tmp_path):
+    """Every batch has NaN landmarks: no step is applied, and after
+    train.max_nonfinite_steps of them the run stops, its checkpoint holding the initial
+    parameters."""
+    from jaxface.data.records import decode_example, shard_paths, write_shard
+    from jaxface.train.loop import NonFiniteLossError
+
+    poisoned = tmp_path / "data"
+    shutil.copytree(data, poisoned)
+    from array_record.python.array_record_data_source import ArrayRecordDataSource
+
+    for path in shard_paths(poisoned, "train"):
+        source = ArrayRecordDataSource([path])
+        examples = [decode_example(source[i]) for i in range(len(source))]
+        for ex in examples:
+            ex["landmarks"] = np.full_like(ex["landmarks"], np.nan)
+        write_shard(pathlib.Path(path), examples)
+    args = _args(poisoned, 10) + ["--config.train.max_nonfinite_steps=3"]
+    with pytest.raises(NonFiniteLossError, match="3 steps in a row"):
+        train_and_evaluate(load_config(args), tmp_path / "run", progress=False)
+    assert Checkpoints(tmp_path / "run").latest_step() == 2
+    from jaxface.export.model_dir import load_run, model_from_config
+
+    cfg = load_config(args)
+    _, _, _, params, stats, step, _ = load_run(tmp_path / "run", "last")
+    fresh = model_from_config(cfg, cfg.train.seed)
+    assert step == 2
+    jax.tree.map(np.testing.assert_array_equal, (params, stats),
+                 (fresh.params, fresh.batch_stats))
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["finite"] for r in rows if r["kind"] == "train"] == [0.0, 0.0, 0.0]
