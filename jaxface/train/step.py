@@ -188,7 +188,7 @@ def make_train_step(graphdef, assets, cfg, group_size: int, mesh: jax.sharding.M
                     frozen: FrozenNets | None = None):
     """-> jit-compiled ``train_step(state, batch, frozen_state) -> (state, metrics)``.
 
-    ``batch``: a dict of global arrays (B, ...) with ``TRAIN_KEYS``, sharded over ``mesh``
+    ``batch``: a dict of global arrays (B, ...) with :func:`train_keys`, sharded over ``mesh``
     (:func:`shard_batch`). ``graphdef`` must come from a network whose BatchNorms reduce
     over ``'data'`` (:func:`jaxface.models.network.sync_batch_norm`). A step whose loss or
     gradient is not finite leaves params, optimiser and statistics unchanged (the step
