@@ -210,17 +210,6 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
         step_done, device_metrics = pending
         pending = None
         metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
-        if metrics["finite"] < 1.0:
-            bad_in_a_row += 1
-            print(f"jaxface train: step {step_done}: loss {metrics['loss']}, grad norm "
-                  f"{metrics['grad_norm']}; update skipped ({bad_in_a_row} in a row)")
-            if bad_in_a_row >= cfg.train.max_nonfinite_steps:
-                raise NonFiniteLossError(
-                    f"{bad_in_a_row} steps in a row with a non-finite loss or gradient (last at "
-                    f"step {step_done}); the last checkpoint is kept (step "
-                    f"{checkpoints.latest_step()}); lower optim.lr or check the data")
-        else:
-            bad_in_a_row = 0
         last = metrics
         if step_done % cfg.train.log_every == 0 or step_done == cfg.train.steps:
             now = time.perf_counter()
@@ -230,6 +219,17 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
             shown = {k: f"{metrics[k]:.4f}" for k in ("loss", "landmark", "pixel",
                                                       "detail_photometric") if k in metrics}
             bar.set_postfix(shown | {"img/s": f"{rate:.1f}"})
+        if metrics["finite"] >= 1.0:
+            bad_in_a_row = 0
+            return
+        bad_in_a_row += 1
+        print(f"jaxface train: step {step_done}: loss {metrics['loss']}, grad norm "
+              f"{metrics['grad_norm']}; update skipped ({bad_in_a_row} in a row)")
+        if bad_in_a_row >= cfg.train.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"{bad_in_a_row} steps in a row with a non-finite loss or gradient (last at "
+                f"step {step_done}); the last checkpoint is kept (step "
+                f"{checkpoints.latest_step()}); lower optim.lr or check the data")
 
     bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps,
                desc=f"train ({cfg.train.stage})", disable=not (progress and chief))
