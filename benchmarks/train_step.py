@@ -61,7 +61,9 @@ def time_step(cfg, batch, assets, graphdef, params, stats, repeats: int) -> floa
     mesh = data_mesh(jax.devices()[:1])
     step = make_train_step(graphdef, assets, cfg, 2, mesh)
     sharded = shard_batch(batch, mesh)
-    box = {"state": init_state(params, stats, cfg)}
+    # The step donates its state: start from copies, the parts timing reuses the originals.
+    box = {"state": init_state(jax.tree.map(jnp.copy, params), jax.tree.map(jnp.copy, stats),
+                               cfg)}
 
     def run():
         box["state"], metrics = step(box["state"], sharded, None)
