@@ -4,7 +4,7 @@ Closest point on a triangle: the region test of Ericson, *Real-Time Collision De
 (section 5.1.5) — the point's projection is inside the triangle, on an edge, or a vertex —
 written branch-free so it vectorises over (point, triangle) pairs.
 
-Search, in three passes, each exact where it can prove itself, the next one taking the
+Search, in two passes, the first exact where it can prove itself, the second taking the
 points it cannot:
 
 1. Uniform grids (a fine and a coarse one): each cell lists every triangle whose bounding
@@ -14,7 +14,7 @@ points it cannot:
    after alignment) end here.
 2. Every triangle, for the few points left (far from the surface).
 
-All three are jit-compiled over fixed-size chunks of points (padded), so the number of
+Both are jit-compiled over fixed-size chunks of points (padded), so the number of
 compilations does not grow with the number of scans.
 """
 
@@ -108,14 +108,22 @@ class TriangleGrid(NamedTuple):
     ids: np.ndarray         # (P,) int32 triangle ids, grouped by cell
 
 
+def median_edge(tri_Tx3x3: np.ndarray) -> float:
+    """The median edge length of a mesh's triangles (the grids' unit)."""
+    return float(np.median(np.linalg.norm(tri_Tx3x3 - np.roll(tri_Tx3x3, 1, axis=1), axis=-1)))
+
+
+def _cell_index(ijk_Nx3: np.ndarray, dims: np.ndarray) -> np.ndarray:
+    """Row-major index of grid cells (i, j, k)."""
+    return (ijk_Nx3[:, 0] * dims[1] + ijk_Nx3[:, 1]) * dims[2] + ijk_Nx3[:, 2]
+
+
 def build_triangle_grid(tri_Tx3x3: np.ndarray, cell: float | None = None,
                         margin: float | None = None) -> TriangleGrid:
     """The grid of a mesh's triangles (float64, host). Defaults: cells of the median edge
     length, margin = 1 cell."""
     tri = np.asarray(tri_Tx3x3, np.float64)
-    if cell is None:
-        edges = np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=-1)
-        cell = float(np.median(edges))
+    cell = median_edge(tri) if cell is None else cell
     margin = cell if margin is None else margin
     lo_t, hi_t = tri.min(axis=1) - margin, tri.max(axis=1) + margin
     origin = tri.reshape(-1, 3).min(0) - margin
@@ -130,7 +138,7 @@ def build_triangle_grid(tri_Tx3x3: np.ndarray, cell: float | None = None,
     k = np.arange(len(tri_id)) - np.repeat(np.cumsum(per_tri) - per_tri, per_tri)
     sy, sz = span[tri_id, 1], span[tri_id, 2]
     ijk = first[tri_id] + np.stack([k // (sy * sz), (k // sz) % sy, k % sz], -1)
-    cell_id = (ijk[:, 0] * dims[1] + ijk[:, 1]) * dims[2] + ijk[:, 2]
+    cell_id = _cell_index(ijk, dims)
     order = np.argsort(cell_id, kind="stable")
     counts = np.bincount(cell_id, minlength=int(np.prod(dims)))
     starts = np.concatenate([[0], np.cumsum(counts)])
@@ -143,7 +151,7 @@ def triangle_grids(tri_Tx3x3: np.ndarray) -> tuple[TriangleGrid, ...]:
     triangles per cell, for points near the surface) and coarse (4x: points up to four
     median edges from it, e.g. a scan's stray points)."""
     tri = np.asarray(tri_Tx3x3, np.float64)
-    edge = float(np.median(np.linalg.norm(tri - np.roll(tri, 1, axis=1), axis=-1)))
+    edge = median_edge(tri)
     return build_triangle_grid(tri, edge, edge), build_triangle_grid(tri, 4 * edge, 4 * edge)
 
 
@@ -167,7 +175,7 @@ def _grid_pass(grid: TriangleGrid, points: np.ndarray, tri, dtype, pairs_per_chu
     ijk = np.floor((points - grid.origin) / grid.cell).astype(np.int64)
     inside = np.all((ijk >= 0) & (ijk < grid.dims), axis=-1)
     ijk = np.clip(ijk, 0, grid.dims - 1)
-    cell_id = (ijk[:, 0] * grid.dims[1] + ijk[:, 1]) * grid.dims[2] + ijk[:, 2]
+    cell_id = _cell_index(ijk, grid.dims)
     start = grid.starts[cell_id]
     count = grid.starts[cell_id + 1] - start
     width = np.maximum(16, 2 ** np.ceil(np.log2(np.maximum(count, 1)))).astype(np.int64)
