@@ -115,8 +115,8 @@ def read_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
 
 def load_run(workdir: str | os.PathLike, which: str = "best"):
     """A training run's config and inference variables -> (cfg, assets, graphdef, params,
-    batch_stats). ``which``: "best" (the best eval checkpoint, or the last when the run has
-    no best) or "last"."""
+    batch_stats, step, the checkpoint folder used). ``which``: "best" (the best eval
+    checkpoint, or the last when the run has no best) or "last"."""
     workdir = pathlib.Path(workdir)
     cfg = read_config(workdir / CONFIG)
     assets = load_assets(cfg)
