@@ -11,11 +11,13 @@
     jaxface reconstruct --model model/ photo.jpg photos/ --out results/   # meshes + pictures
     jaxface now-predict --model model/ --now NoW_Dataset --out runs/now_pred   # NoW layout
     jaxface evaluate-now --now NoW_Dataset --predictions runs/now_pred --out runs/now_eval
+    jaxface build-nvdiffrast [--arch 80,90]   # the nvdiffrast backend's CUDA library (nvcc)
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 import time
 
@@ -195,6 +197,22 @@ def _evaluate_now(args) -> int:
     return 0
 
 
+def _build_nvdiffrast(args) -> int:
+    from jaxface.render.backend import nvdiffrast_unavailable_reason
+    from jaxface.render.nvdr_ffi.build import BuildError, build_library
+
+    try:
+        path = build_library(args.arch, args.jobs, args.force, args.out)
+    except BuildError as e:
+        print(f"jaxface build-nvdiffrast: error: {e}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        reason = nvdiffrast_unavailable_reason()
+        print("render backend 'auto' now uses nvdiffrast" if reason is None
+              else f"library {path} ready; the nvdiffrast backend cannot run yet: {reason}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxface", description="Detailed 3D face reconstruction from one photo (JAX/Flax).")
@@ -303,6 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrical", action="store_true",
                    help="metrical track: predictions in metres, rigid alignment only")
     p.set_defaults(run=_evaluate_now)
+
+    p = sub.add_parser("build-nvdiffrast",
+                       help="compile the nvdiffrast backend's XLA FFI library with nvcc")
+    p.add_argument("--arch", default=None,
+                   help="CUDA architectures, e.g. 80,90 (default: the visible GPUs', else "
+                        "80,86,89,90)")
+    p.add_argument("--jobs", type=int, default=None, help="parallel nvcc processes")
+    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    p.add_argument("--out", type=pathlib.Path, default=None,
+                   help="library path (default: the jaxface cache, where the backend looks)")
+    p.set_defaults(run=_build_nvdiffrast)
     return parser
 
 

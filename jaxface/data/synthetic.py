@@ -106,8 +106,9 @@ def render_scenes(model: flame.FlameModel, albedo_model: flame.AlbedoModel, topo
     albedo = jnp.clip(flame.albedo_map(albedo_model, scenes["albedo"]), 0.0, 1.0)
     b = scale.shape[0]
     background = jax.image.resize(scenes["background"], (b, size, size, 3), "bicubic")
+    # The pure-JAX renderer on every machine, so the embedded dataset is the same everywhere.
     rendered = render(out.vertices, cam, albedo, scenes["light"], topology, (size, size),
-                      background=jnp.clip(background, 0.0, 1.0))
+                      background=jnp.clip(background, 0.0, 1.0), backend="jax")
     landmarks = project_landmarks(out.landmarks3d, cam, (size, size))
     face = polygon_mask(landmark_hull(landmarks), size, size) * (rendered.alpha > 0.5)
     occluder = _occluder_masks(scenes["occluder"], landmarks, size)
@@ -169,7 +170,8 @@ def generate(out_dir: str | pathlib.Path, identities: int, per_identity: int, se
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, albedo_model = face_model or default_face_model(settings)
-    topology = face_topology(model.faces, model.uvs, model.uv_faces, settings.uv_size)
+    topology = face_topology(model.faces, model.uvs, model.uv_faces, settings.uv_size,
+                             backend="jax")
     start = time.perf_counter()
     total = (identities + val_identities) * per_identity
     bar = tqdm(total=total, desc="synth", unit="img", disable=not progress)

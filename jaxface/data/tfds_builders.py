@@ -98,7 +98,8 @@ class JaxfaceSynthetic(tfds.core.GeneratorBasedBuilder):
 
         s, c = self._settings(), self.builder_config
         model, albedo = default_face_model(s)
-        topology = face_topology(model.faces, model.uvs, model.uv_faces, s.uv_size)
+        topology = face_topology(model.faces, model.uvs, model.uv_faces, s.uv_size,
+                                 backend="jax")
         for n, example in enumerate(synthetic_examples(model, albedo, topology, c.seed, first,
                                                        last, c.per_identity, s)):
             yield f"{first}-{n:09d}", example

@@ -71,12 +71,17 @@ def inference_function(model: LoadedModel):
     n_params = len(jax.tree.leaves(model.params))
     params_def = jax.tree.structure(model.params)
     stats_def = jax.tree.structure(model.batch_stats)
+    # The artifact must run wherever it is loaded: no custom calls (the nvdiffrast backend's
+    # FFI handlers live in a library the loading process may not have).
+    cfg = model.cfg.copy_and_resolve_references()
+    with cfg.unlocked():
+        cfg.render.backend = "jax"
 
     def infer(variables, image, landmarks, mask):
         params = jax.tree.unflatten(params_def, [variables[n] for n in names[:n_params]])
         stats = jax.tree.unflatten(stats_def, [variables[n] for n in names[n_params:]])
         batch = {"image": image, "landmarks": landmarks, "mask": mask}
-        return predict(model.graphdef, params, stats, batch, model.assets, model.cfg)
+        return predict(model.graphdef, params, stats, batch, model.assets, cfg)
 
     return infer
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxface.render.backend import use_nvdiffrast
+
 _POS_GRAD_EPS = 1e-3  # pixels, nvdiffrast's regulariser of 1 / (edge extent)
 _CROSSING_SLACK = 1.0 / 16.0  # crossings this far outside the pair still count (then clamped)
 
@@ -125,7 +127,8 @@ def _pair_alpha(rast0, rast1, centre0, step, corners_BxTx3x2, silhouette_BxTx3, 
 
 
 def antialias(color: jax.Array, rast: jax.Array, pos: jax.Array, tri_Tx3: jax.Array,
-              topology: jax.Array | None = None, pos_gradient_boost: float = 1.0) -> jax.Array:
+              topology: jax.Array | None = None, pos_gradient_boost: float = 1.0,
+              backend: str = "auto") -> jax.Array:
     """Antialiases silhouette edges of a rendered image -> (B, H, W, C).
 
     Args:
@@ -135,7 +138,13 @@ def antialias(color: jax.Array, rast: jax.Array, pos: jax.Array, tri_Tx3: jax.Ar
       tri_Tx3: the triangles given to ``rasterize``.
       topology: :func:`antialias_topology` of ``tri_Tx3``, computed here when None.
       pos_gradient_boost: multiplies the gradients to positions (nvdiffrast's option).
+      backend: "auto", "jax" or "nvdiffrast" (see :mod:`jaxface.render.backend`); nvdiffrast
+        builds its own edge table, ``topology`` is not used there.
     """
+    if use_nvdiffrast(backend, color.dtype):
+        from jaxface.render.nvdr_ffi import ops
+
+        return ops.antialias(color, rast, pos, tri_Tx3, pos_gradient_boost)
     b, height, width, _ = color.shape
     pos = jnp.broadcast_to(pos[None] if pos.ndim == 2 else pos, (b,) + pos.shape[-2:])
     if topology is None:

@@ -1,11 +1,16 @@
 """Choosing the rasterizer backend: ``"auto"``, ``"jax"`` (everywhere) or ``"nvdiffrast"``.
 
-``"auto"`` picks nvdiffrast when a CUDA device and the built nvdiffrast library are present,
-else the pure-JAX backend. The nvdiffrast backend is built by its own issue; until then asking
-for it explicitly fails with an error that says so.
+``"nvdiffrast"`` runs nvdiffrast's CUDA kernels through XLA FFI (:mod:`jaxface.render.nvdr_ffi`):
+it needs the library built by ``jaxface build-nvdiffrast`` and a CUDA device, and computes in
+float32. ``"auto"`` picks it when both are present (and the inputs are float32), else the
+pure-JAX backend. Asking for ``"nvdiffrast"`` where it cannot run raises
+:class:`BackendUnavailableError` saying why.
 """
 
 from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
 
 BACKENDS = ("auto", "jax", "nvdiffrast")
 
@@ -14,9 +19,30 @@ class BackendUnavailableError(RuntimeError):
     """The requested rasterizer backend cannot run here (not built, or no CUDA device)."""
 
 
+def cuda_device_visible() -> bool:
+    try:
+        return len(jax.devices("cuda")) > 0
+    except RuntimeError:  # no CUDA backend in this jaxlib, or no device
+        return False
+
+
+def nvdiffrast_unavailable_reason() -> str | None:
+    """Why the nvdiffrast backend cannot run here, or None when it can."""
+    from jaxface.render.nvdr_ffi.build import library_path
+
+    path = library_path()
+    if not path.exists():
+        return (f"its XLA FFI library {path} is not built: run `jaxface build-nvdiffrast` "
+                "(needs nvcc and `pip install 'jaxface[nvdiffrast]'`)")
+    if not cuda_device_visible():
+        return (f"no CUDA device is visible to JAX (devices: "
+                f"{sorted({d.platform for d in jax.devices()})}); the library is built at {path}")
+    return None
+
+
 def nvdiffrast_available() -> bool:
     """True when the nvdiffrast FFI library is built and a CUDA device is visible."""
-    return False  # the XLA FFI library does not exist yet (nvdiffrast backend issue)
+    return nvdiffrast_unavailable_reason() is None
 
 
 def resolve_backend(name: str) -> str:
@@ -25,8 +51,23 @@ def resolve_backend(name: str) -> str:
         raise ValueError(f"render backend must be one of {BACKENDS}, got {name!r}")
     if name == "auto":
         return "nvdiffrast" if nvdiffrast_available() else "jax"
-    if name == "nvdiffrast" and not nvdiffrast_available():
-        raise BackendUnavailableError(
-            "the nvdiffrast backend is not available: its XLA FFI library is not built in this "
-            "installation (and it needs a CUDA GPU); use backend='jax' or 'auto'")
+    if name == "nvdiffrast":
+        reason = nvdiffrast_unavailable_reason()
+        if reason is not None:
+            raise BackendUnavailableError(f"the nvdiffrast backend cannot run here: {reason}; "
+                                          "use backend='jax' or 'auto'")
     return name
+
+
+def use_nvdiffrast(backend: str, dtype) -> bool:
+    """Whether a rendering call with ``dtype`` inputs runs on nvdiffrast's kernels: ``"auto"``
+    keeps float64 (and other non-float32) calls on the pure-JAX backend, an explicit
+    ``"nvdiffrast"`` refuses them."""
+    if resolve_backend(backend) != "nvdiffrast":
+        return False
+    if jnp.dtype(dtype) == jnp.float32:
+        return True
+    if backend == "auto":
+        return False
+    raise TypeError(f"the nvdiffrast backend computes in float32, got {jnp.dtype(dtype)}; use "
+                    "backend='jax' for other types")

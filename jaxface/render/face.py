@@ -105,9 +105,10 @@ class RenderOutput(NamedTuple):
     rast: jax.Array      # (.., 4) the rasterizer's output (u, v, z/w, triangle_id + 1)
 
 
-def _lookup_uv_image(uv_image_BxSxSxC: jax.Array, uv_BxHxWx2: jax.Array) -> jax.Array:
+def _lookup_uv_image(uv_image_BxSxSxC: jax.Array, uv_BxHxWx2: jax.Array,
+                     backend: str) -> jax.Array:
     """Bilinear lookup in a jaxface UV image (row 0 at v = 1) at UV coordinates."""
-    return texture(uv_image_BxSxSxC[:, ::-1], uv_BxHxWx2, boundary_mode="clamp")
+    return texture(uv_image_BxSxSxC[:, ::-1], uv_BxHxWx2, boundary_mode="clamp", backend=backend)
 
 
 def render(vertices_BxVx3: jax.Array, cam_Bx3: jax.Array, albedo_uv_BxSxSx3: jax.Array,
@@ -133,13 +134,13 @@ def render(vertices_BxVx3: jax.Array, cam_Bx3: jax.Array, albedo_uv_BxSxSx3: jax
     rast, _ = rasterize(pos, topology.faces, image_size, backend=backend)
     mask = (rast[..., 3:] > 0).astype(vertices_BxVx3.dtype)
     normals_v = vertex_normals(vertices_BxVx3, topology.faces)
-    uv, _ = interpolate(topology.uv_coords, rast, topology.uv_faces)
+    uv, _ = interpolate(topology.uv_coords, rast, topology.uv_faces, backend=backend)
     if detail_normals_uv is None:
-        normals, _ = interpolate(normals_v, rast, topology.faces)
+        normals, _ = interpolate(normals_v, rast, topology.faces, backend=backend)
     else:
-        normals = _lookup_uv_image(detail_normals_uv, uv)
+        normals = _lookup_uv_image(detail_normals_uv, uv, backend)
     normals = safe_normalize(normals) * mask
-    albedo = _lookup_uv_image(albedo_uv_BxSxSx3, uv) * mask
+    albedo = _lookup_uv_image(albedo_uv_BxSxSx3, uv, backend) * mask
     shading = sh_shading(normals, sh_Bx9x3) * mask
     if background is None:
         background = jnp.zeros_like(albedo)
@@ -147,7 +148,7 @@ def render(vertices_BxVx3: jax.Array, cam_Bx3: jax.Array, albedo_uv_BxSxSx3: jax
     alpha = mask
     if use_antialias:
         both = antialias(jnp.concatenate([image, alpha], -1), rast, pos, topology.faces,
-                         topology.opposite)
+                         topology.opposite, backend=backend)
         image, alpha = both[..., :3], both[..., 3:]
     return RenderOutput(image=image, alpha=alpha, albedo=albedo, shading=shading,
                         normals=normals, uv=uv, rast=rast)
@@ -163,17 +164,17 @@ def render_shape(vertices_BxVx3: jax.Array, cam_Bx3: jax.Array, topology: FaceTo
     mask = (rast[..., 3:] > 0).astype(vertices_BxVx3.dtype)
     if detail_normals_uv is None:
         normals, _ = interpolate(vertex_normals(vertices_BxVx3, topology.faces), rast,
-                                 topology.faces)
+                                 topology.faces, backend=backend)
     else:
-        uv, _ = interpolate(topology.uv_coords, rast, topology.uv_faces)
-        normals = _lookup_uv_image(detail_normals_uv, uv)
+        uv, _ = interpolate(topology.uv_coords, rast, topology.uv_faces, backend=backend)
+        normals = _lookup_uv_image(detail_normals_uv, uv, backend)
     normals = safe_normalize(normals)
     lights = jnp.asarray(SHAPE_LIGHT_DIRECTIONS, normals.dtype)
     lambert = jnp.clip(jnp.einsum("bhwc,lc->bhwl", normals, lights), 0.0, None)
     shade = SHAPE_LIGHT_INTENSITY * jnp.mean(lambert, -1, keepdims=True)
     image = jnp.clip(SHAPE_GRAY * shade, 0.0, 1.0) * mask + background * (1.0 - mask)
     image = jnp.broadcast_to(image, image.shape[:-1] + (3,))
-    return antialias(image, rast, pos, topology.faces, topology.opposite)
+    return antialias(image, rast, pos, topology.faces, topology.opposite, backend=backend)
 
 
 def project_landmarks(landmarks_BxLx3: jax.Array, cam_Bx3: jax.Array,

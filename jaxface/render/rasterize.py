@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxface.render.backend import resolve_backend
+from jaxface.render.backend import use_nvdiffrast
 from jaxface.render.visibility import edge_functions, pixel_centres, visible_triangles
 
 _GRAD_EPS = 1e-6
@@ -61,7 +61,10 @@ def rasterize(pos_BxVx4: jax.Array, tri_Tx3: jax.Array, resolution: tuple[int, i
         zeros when False.
       backend: "auto", "jax" or "nvdiffrast" (see :mod:`jaxface.render.backend`).
     """
-    resolve_backend(backend)
+    if use_nvdiffrast(backend, pos_BxVx4.dtype):
+        from jaxface.render.nvdr_ffi import ops
+
+        return ops.rasterize(pos_BxVx4, tri_Tx3, resolution, grad_db)
     height, width = resolution
     n_tri = tri_Tx3.shape[0]
     ids = visible_triangles(pos_BxVx4, tri_Tx3, (height, width))
@@ -91,7 +94,8 @@ def rasterize(pos_BxVx4: jax.Array, tri_Tx3: jax.Array, resolution: tuple[int, i
 
 
 def interpolate(attr: jax.Array, rast: jax.Array, tri_Tx3: jax.Array,
-                rast_db: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+                rast_db: jax.Array | None = None,
+                backend: str = "auto") -> tuple[jax.Array, jax.Array]:
     """Interpolates vertex attributes at every pixel -> (out (B, H, W, C), out_da).
 
     Args:
@@ -100,8 +104,13 @@ def interpolate(attr: jax.Array, rast: jax.Array, tri_Tx3: jax.Array,
       tri_Tx3: the triangles given to :func:`rasterize`.
       rast_db: with :func:`rasterize`'s ``rast_db``, ``out_da`` holds the attributes' screen
         derivatives (B, H, W, 2C) ordered (dA0/dX, dA0/dY, dA1/dX, ...); else it is empty.
+      backend: "auto", "jax" or "nvdiffrast" (see :mod:`jaxface.render.backend`).
     Returns zeros where no triangle covers the pixel.
     """
+    if use_nvdiffrast(backend, attr.dtype):
+        from jaxface.render.nvdr_ffi import ops
+
+        return ops.interpolate(attr, rast, tri_Tx3, rast_db)
     b = rast.shape[0]
     attr = attr[None] if attr.ndim == 2 else attr
     attr = jnp.broadcast_to(attr, (b,) + attr.shape[1:])

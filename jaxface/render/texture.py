@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from jaxface.render.backend import use_nvdiffrast
+
 FILTER_MODES = ("linear", "nearest")
 BOUNDARY_MODES = ("wrap", "clamp", "zero")
 
@@ -31,15 +33,20 @@ def _fetch(tex_BxHtxWtxC, row, col, boundary_mode):
 
 
 def texture(tex: jax.Array, uv: jax.Array, filter_mode: str = "linear",
-            boundary_mode: str = "wrap") -> jax.Array:
+            boundary_mode: str = "wrap", backend: str = "auto") -> jax.Array:
     """Samples ``tex`` (B, Ht, Wt, C) (or (1, ...) shared) at ``uv`` (B, H, W, 2) -> (B, H, W, C).
 
     boundary_mode: "wrap" (repeat), "clamp" (edge texels) or "zero" (outside is 0).
+    backend: "auto", "jax" or "nvdiffrast" (see :mod:`jaxface.render.backend`).
     """
     if filter_mode not in FILTER_MODES:
         raise ValueError(f"filter_mode must be one of {FILTER_MODES}, got {filter_mode!r}")
     if boundary_mode not in BOUNDARY_MODES:
         raise ValueError(f"boundary_mode must be one of {BOUNDARY_MODES}, got {boundary_mode!r}")
+    if use_nvdiffrast(backend, tex.dtype):
+        from jaxface.render.nvdr_ffi import ops
+
+        return ops.texture(tex, uv, filter_mode, boundary_mode)
     tex = jnp.broadcast_to(tex, (uv.shape[0],) + tex.shape[1:])
     ht, wt = tex.shape[1:3]
     x = uv[..., 0] * wt - 0.5
