@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxface.render import BackendUnavailableError, interpolate, rasterize, resolve_backend
+from jaxface.render import interpolate, rasterize
 from jaxface.render.visibility import pixel_centres
 from tests.render.raster_reference import rasterize_reference
 
@@ -173,11 +173,3 @@ def test_rast_db_is_the_pixel_derivative_of_the_barycentrics(rng, x64):
     d_dy = (bary(x, y + h * 2 / H) - bary(x, y - h * 2 / H)) / (2 * h)  # per row
     np.testing.assert_allclose(np.asarray(db[0, i, j]), [d_dx[0], d_dy[0], d_dx[1], d_dy[1]],
                                rtol=1e-5, atol=1e-9)
-
-
-def test_backend_selection():
-    assert resolve_backend("auto") == "jax" and resolve_backend("jax") == "jax"
-    with pytest.raises(BackendUnavailableError, match="not built"):
-        resolve_backend("nvdiffrast")
-    with pytest.raises(ValueError, match="must be one of"):
-        rasterize(jnp.zeros((1, 3, 4)), jnp.zeros((1, 3), jnp.int32), (4, 4), backend="gl")

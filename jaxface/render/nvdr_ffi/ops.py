@@ -81,7 +81,8 @@ def _merge(x: jax.Array) -> jax.Array:
 
 def _op(target: str, roles, follows, results, attrs=None, aliases=None):
     """A kernel call with a vmap rule. ``results(*args)`` gives the result shapes; result i
-    is batched like argument ``follows[i]``."""
+    is batched like argument ``follows[i]`` (for a SHARED argument: it is that argument's
+    gradient, a sum over the images using it)."""
     attrs = attrs or {}
 
     @jax.custom_batching.custom_vmap
@@ -90,22 +91,36 @@ def _op(target: str, roles, follows, results, attrs=None, aliases=None):
 
     @op.def_vmap
     def rule(axis_size, in_batched, *args):
-        merged, kept = [], []
-        for role, arg, batched in zip(roles, args, in_batched, strict=True):
+        images = next(a.shape[1] if b else a.shape[0]
+                      for r, a, b in zip(roles, args, in_batched, strict=True) if r == IMAGE)
+        merged, kept, summed = [], [], []
+        for i, (role, arg, batched) in enumerate(zip(roles, args, in_batched, strict=True)):
             if role == MESH and batched:
                 raise ValueError(f"{target}: the triangles cannot be vmapped (one mesh per "
                                  "call); vmap over positions, attributes or images instead")
-            keep = role == MESH or (role == SHARED and not batched and arg.shape[0] == 1)
+            inner = arg.shape[1:] if batched else arg.shape   # one vmapped instance's shape
+            depth = inner[0]
+            # A batch-1 argument stays shared by all merged images unless a result is its
+            # gradient: that must be summed per vmapped instance, not over all of them.
+            keep = role == MESH or (role == SHARED and not batched and depth == 1
+                                    and i not in follows)
             if not keep:
-                full = arg if batched else jnp.broadcast_to(arg, (axis_size,) + arg.shape)
+                full = arg if batched else arg[None]
+                full = jnp.broadcast_to(full, (axis_size, images) + inner[1:])
                 arg = _merge(full)
             merged.append(arg)
             kept.append(keep)
+            summed.append(role == SHARED and depth == 1 and not keep)
         outs = op(*merged)
         out_batched = tuple(not kept[i] for i in follows)
-        outs = tuple(o.reshape((axis_size, o.shape[0] // axis_size) + o.shape[1:]) if b else o
-                     for o, b in zip(outs, out_batched, strict=True))
-        return outs, out_batched
+        unmerged = []
+        for out, source, batched in zip(outs, follows, out_batched, strict=True):
+            if batched:
+                out = out.reshape((axis_size, images) + out.shape[1:])
+                if summed[source]:
+                    out = jnp.sum(out, axis=1, keepdims=True)
+            unmerged.append(out)
+        return tuple(unmerged), out_batched
 
     return op
 
