@@ -1,6 +1,7 @@
 """Training speed: images/s of the full coarse and detail steps, and where the time goes.
 
     python benchmarks/train_step.py [--sizes 128 224] [--identities 2] [--repeats 3]
+    python benchmarks/train_step.py --backends jax nvdiffrast   # the coarse step per backend
 
 For each input size (128: the synthetic config; 224: the paper's) and stage, the jit-compiled
 train step (E_c or E_d/F_d forward+backward, FLAME, rendering, every loss of the config
@@ -8,7 +9,9 @@ without the networks that need downloaded weights, Adam) is timed on a batch of 
 faces (identities x 2 images). The coarse step's time is split by timing its parts alone,
 each forward+backward and jit-compiled: the encoder (E_c), rendering (FLAME + the renderer,
 twice as the step does with L_sc) and the losses on given renders. The reference for the
-ratios is the coarse step at the same size, in the same process.
+ratios is the coarse step at the same size, in the same process. With ``--backends``, the
+coarse step is timed again with each further render backend (``render.backend``), its ratio
+against the first backend's coarse step.
 """
 
 from __future__ import annotations
@@ -43,9 +46,9 @@ from jaxface.train.step import (
 CONFIG = pathlib.Path(__file__).parents[1] / "configs" / "synthetic.py"
 
 
-def setup(size: int, identities: int, stage: str):
+def setup(size: int, identities: int, stage: str, backend: str = "auto"):
     cfg = load_config([f"--config={CONFIG}", f"--config.model.image_size={size}",
-                       f"--config.train.stage={stage}",
+                       f"--config.train.stage={stage}", f"--config.render.backend={backend}",
                        f"--config.data.identities_per_batch={identities}"])
     data = tempfile.mkdtemp(prefix="jaxface-bench-")
     generate(data, identities, 2, progress=False,
@@ -122,26 +125,31 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 224])
     parser.add_argument("--identities", type=int, default=2, help="x 2 images per batch")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backends", nargs="+", default=["auto"],
+                        choices=["auto", "jax", "nvdiffrast"])
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {jax.devices()[0].device_kind}, "
           f"jax {jax.__version__}, render backend {resolve_backend('auto')}")
     n = 2 * args.identities
-    print("| size | batch | stage | step (s) | images/s | vs coarse step | encoder | rendering "
-          "| losses |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| size | batch | backend | stage | step (s) | images/s | vs coarse step | encoder "
+          "| rendering | losses |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    first = args.backends[0]
     for size in args.sizes:
         parts, reference = None, None
-        for stage in ("coarse", "detail"):
-            pieces = setup(size, args.identities, stage)
+        runs = [(first, "coarse"), (first, "detail")] + [(b, "coarse") for b in args.backends[1:]]
+        for backend, stage in runs:
+            pieces = setup(size, args.identities, stage, backend)
             seconds = time_step(*pieces, args.repeats)
-            if stage == "coarse":
+            if reference is None:
                 reference = seconds
                 parts = time_parts(*pieces, args.repeats)
                 share = {k: f"{v * 1000:.0f} ms ({100 * v / seconds:.0f}%)"
                          for k, v in parts.items()}
             else:
                 share = {k: "" for k in parts}
-            print(f"| {size} | {n} | {stage} | {seconds:.3f} | {n / seconds:.1f} | "
+            print(f"| {size} | {n} | {resolve_backend(backend)} | {stage} | {seconds:.3f} | "
+                  f"{n / seconds:.1f} | "
                   f"{reference / seconds:.2f} | {share['encoder']} | {share['rendering']} | "
                   f"{share['losses']} |", flush=True)
 
