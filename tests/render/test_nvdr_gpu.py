@@ -3,6 +3,12 @@ pure-JAX backend and nvdiffrast's own torch ops, on the synthetic FLAME head (99
 triangle ids, barycentrics, interpolated values, texture lookups and antialiased images agree
 to 1e-5, gradients to 1e-4 (of the largest), inside jit, vmap and shard_map.
 
+FFI and torch run the same kernels: everything agrees exactly there. Against the pure-JAX
+backend, CudaRaster snaps vertices to a 1/16-pixel grid before its coverage tests, so a pixel
+centre closer than that to an edge may go to the neighbouring triangle: those pixels (and their
+neighbours, for antialiasing and gradients) are left out of the comparison, and must be few and
+on edges.
+
 On a GPU machine (the library is built on first use when missing):
 
     jaxface build-nvdiffrast && pytest -q tests/render/test_nvdr_gpu.py
@@ -53,15 +59,33 @@ def _close(got, want, tol):
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * max(1.0, np.abs(want).max()))
 
 
+def _agreeing(pos, tri):
+    """Pixels whose 3 x 3 neighbourhood has the same triangle ids in both backends (B, H, W);
+    checks that the others are few and on edges (a barycentric near 0 in the JAX result)."""
+    rast = rasterize(pos, tri, (SIZE, SIZE), backend="nvdiffrast")[0]
+    rast_j = rasterize(pos, tri, (SIZE, SIZE), backend="jax")[0]
+    ids, ids_j = np.asarray(rast[..., 3]), np.asarray(rast_j[..., 3])
+    differ = ids != ids_j
+    covered = (ids > 0) | (ids_j > 0)
+    assert covered.mean() > 0.3 and differ.sum() <= 0.01 * covered.sum(), differ.sum()
+    u, v = np.asarray(rast_j[..., 0]), np.asarray(rast_j[..., 1])
+    edge = np.minimum(np.minimum(u, v), 1 - u - v)
+    assert np.all(edge[differ & (ids_j > 0)] < 0.25)
+    padded = np.pad(differ, ((0, 0), (1, 1), (1, 1)))
+    near = np.zeros_like(differ)
+    for di in range(3):
+        for dj in range(3):
+            near |= padded[:, di:di + SIZE, dj:dj + SIZE]
+    return ~near
+
+
 def test_rasterize_interpolate_texture_antialias_match_the_jax_backend(library, scene):
     pos, tri, colors, tex = scene
     rast, db = jax.jit(lambda p: rasterize(p, tri, (SIZE, SIZE), True, "nvdiffrast"))(pos)
     rast_j, db_j = jax.jit(lambda p: rasterize(p, tri, (SIZE, SIZE), True, "jax"))(pos)
-    ids, ids_j = np.asarray(rast[..., 3]), np.asarray(rast_j[..., 3])
-    assert (ids > 0).mean() > 0.3
-    np.testing.assert_array_equal(ids, ids_j)
-    _close(rast[..., :3], rast_j[..., :3], 1e-5)
-    _close(db, db_j, 1e-5)
+    same = _agreeing(pos, tri)
+    _close(np.asarray(rast)[same], np.asarray(rast_j)[same], 1e-5)
+    _close(np.asarray(db)[same], np.asarray(db_j)[same], 1e-5)
     # The other primitives on the same rasterization.
     out, da = interpolate(colors, rast, tri, db, backend="nvdiffrast")
     out_j, da_j = interpolate(colors, rast, tri, db, backend="jax")
@@ -76,7 +100,8 @@ def test_rasterize_interpolate_texture_antialias_match_the_jax_backend(library, 
            antialias(out, rast, pos, tri, backend="jax"), 1e-5)
 
 
-def _loss(backend, tri, tex):
+def _loss(backend, tri, tex, mask=None):
+    """A loss through every primitive; ``mask`` (B, H, W) weights pixels (default all)."""
     def loss(pos, colors):
         rast, db = rasterize(pos, tri, (SIZE, SIZE), True, backend)
         out, da = interpolate(colors, rast, tri, db, backend=backend)
@@ -84,6 +109,9 @@ def _loss(backend, tri, tex):
         image = antialias(image, rast, pos, tri, backend=backend)
         # Per-pixel weights, the same for every image (so vmap over images can be compared).
         weights = jnp.linspace(0.5, 1.5, image[0].size).reshape(image.shape[1:])
+        if mask is not None:
+            weights = weights * mask[..., None]
+            da = da * mask[..., None]
         return jnp.sum(weights * image) + 1e-3 * jnp.sum(da ** 2)
 
     return loss
@@ -91,8 +119,10 @@ def _loss(backend, tri, tex):
 
 def test_gradients_match_the_jax_backend(library, scene):
     pos, tri, colors, tex = scene
-    got = jax.jit(jax.grad(_loss("nvdiffrast", tri, tex), (0, 1)))(pos, colors)
-    want = jax.jit(jax.grad(_loss("jax", tri, tex), (0, 1)))(pos, colors)
+    # Pixels the backends rasterize alike (and their neighbours) carry the loss.
+    mask = jnp.asarray(_agreeing(pos, tri), jnp.float32)
+    got = jax.jit(jax.grad(_loss("nvdiffrast", tri, tex, mask), (0, 1)))(pos, colors)
+    want = jax.jit(jax.grad(_loss("jax", tri, tex, mask), (0, 1)))(pos, colors)
     for g, w in zip(got, want, strict=True):
         assert float(jnp.max(jnp.abs(w))) > 0
         _close(g, w, 1e-4)

@@ -89,6 +89,10 @@ void Launch(void* kernel, dim3 grid, dim3 block, Params& params, cudaStream_t st
   NVDR_CHECK_CUDA_ERROR(cudaLaunchKernel(kernel, grid, block, args, 0, stream));
 }
 
+// Handlers run on XLA's threads; make the CUDA runtime's current device the call's device so
+// launches, allocations and occupancy queries go to it.
+void UseDevice(int32_t device) { NVDR_CHECK_CUDA_ERROR(cudaSetDevice(device)); }
+
 int RoundUp(int value, int multiple) { return (value + multiple - 1) / multiple * multiple; }
 
 // The rasterizer's persistent state for one device: CudaRaster grows its buffers with
@@ -145,7 +149,7 @@ ffi::Error RasterizeFwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F3
     const int height_out = out[1], width_out = out[2];
     const int num_vertices = pos.dimensions()[1], num_triangles = tri.dimensions()[0];
 
-    NVDR_CHECK_CUDA_ERROR(cudaSetDevice(device));
+    UseDevice(device);
     RasterContext& context = ContextFor(device);
     std::lock_guard<std::mutex> lock(context.mutex);
     if (context.raster == nullptr) {
@@ -208,17 +212,20 @@ ffi::Error RasterizeFwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F3
   });
 }
 
-ffi::Error RasterizeBwd(cudaStream_t stream, ffi::Buffer<ffi::F32> pos, ffi::Buffer<ffi::S32> tri,
+ffi::Error RasterizeBwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F32> pos,
+                        ffi::Buffer<ffi::S32> tri,
                         ffi::Buffer<ffi::F32> rast, ffi::Buffer<ffi::F32> d_rast,
                         ffi::Buffer<ffi::F32> d_rast_db, ffi::ResultBuffer<ffi::F32> d_pos,
                         bool grad_db) {
   return Guarded("rasterize backward", [&] {
+    UseDevice(device);
     CheckPosTri(pos.dimensions(), tri.dimensions());
     Dims r = rast.dimensions();
     const int depth = pos.dimensions()[0];
     CheckImage(r, depth, r.size() == 4 ? r[1] : -1, r.size() == 4 ? r[2] : -1, 4, "rast");
     CheckImage(d_rast.dimensions(), depth, r[1], r[2], 4, "the rast cotangent");
-    if (grad_db) CheckImage(d_rast_db.dimensions(), depth, r[1], r[2], 4, "the rast_db cotangent");
+    if (grad_db)
+      CheckImage(d_rast_db.dimensions(), depth, r[1], r[2], 4, "the rast_db cotangent");
     NVDR_CHECK_CUDA_ERROR(cudaMemsetAsync(d_pos->typed_data(), 0,
                                           d_pos->element_count() * sizeof(float), stream));
     RasterizeGradParams p = {};
@@ -276,16 +283,18 @@ int InterpolateShapes(InterpolateKernelParams& p, Dims attr, Dims rast, Dims tri
   return p.depth;
 }
 
-ffi::Error InterpolateFwd(cudaStream_t stream, ffi::Buffer<ffi::F32> attr,
+ffi::Error InterpolateFwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F32> attr,
                           ffi::Buffer<ffi::F32> rast, ffi::Buffer<ffi::S32> tri,
                           ffi::Buffer<ffi::F32> rast_db, ffi::ResultBuffer<ffi::F32> out,
                           ffi::ResultBuffer<ffi::F32> out_da, bool with_da) {
   return Guarded("interpolate", [&] {
+    UseDevice(device);
     InterpolateKernelParams p = {};
     const int depth = InterpolateShapes(p, attr.dimensions(), rast.dimensions(),
                                         tri.dimensions(), rast_db.dimensions(), with_da);
     CheckImage(out->dimensions(), depth, p.height, p.width, p.numAttr, "out");
-    if (with_da) CheckImage(out_da->dimensions(), depth, p.height, p.width, 2 * p.numAttr, "out_da");
+    if (with_da)
+      CheckImage(out_da->dimensions(), depth, p.height, p.width, 2 * p.numAttr, "out_da");
     p.attr = attr.typed_data();
     p.rast = rast.typed_data();
     p.tri = tri.typed_data();
@@ -299,13 +308,14 @@ ffi::Error InterpolateFwd(cudaStream_t stream, ffi::Buffer<ffi::F32> attr,
   });
 }
 
-ffi::Error InterpolateBwd(cudaStream_t stream, ffi::Buffer<ffi::F32> attr,
+ffi::Error InterpolateBwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F32> attr,
                           ffi::Buffer<ffi::F32> rast, ffi::Buffer<ffi::S32> tri,
                           ffi::Buffer<ffi::F32> rast_db, ffi::Buffer<ffi::F32> d_out,
                           ffi::Buffer<ffi::F32> d_out_da, ffi::ResultBuffer<ffi::F32> d_attr,
                           ffi::ResultBuffer<ffi::F32> d_rast, ffi::ResultBuffer<ffi::F32> d_rast_db,
                           bool with_da) {
   return Guarded("interpolate backward", [&] {
+    UseDevice(device);
     InterpolateKernelParams p = {};
     const int depth = InterpolateShapes(p, attr.dimensions(), rast.dimensions(),
                                         tri.dimensions(), rast_db.dimensions(), with_da);
@@ -362,10 +372,12 @@ void TextureShapes(TextureKernelParams& p, Dims tex, Dims uv, int32_t filter_mod
   p.imgWidth = uv[2];
 }
 
-ffi::Error TextureFwd(cudaStream_t stream, ffi::Buffer<ffi::F32> tex, ffi::Buffer<ffi::F32> uv,
+ffi::Error TextureFwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F32> tex,
+                      ffi::Buffer<ffi::F32> uv,
                       ffi::ResultBuffer<ffi::F32> out, int32_t filter_mode,
                       int32_t boundary_mode) {
   return Guarded("texture", [&] {
+    UseDevice(device);
     TextureKernelParams p = {};
     TextureShapes(p, tex.dimensions(), uv.dimensions(), filter_mode, boundary_mode);
     CheckImage(out->dimensions(), p.n, p.imgHeight, p.imgWidth, p.channels, "out");
@@ -385,11 +397,13 @@ ffi::Error TextureFwd(cudaStream_t stream, ffi::Buffer<ffi::F32> tex, ffi::Buffe
   });
 }
 
-ffi::Error TextureBwd(cudaStream_t stream, ffi::Buffer<ffi::F32> tex, ffi::Buffer<ffi::F32> uv,
+ffi::Error TextureBwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F32> tex,
+                      ffi::Buffer<ffi::F32> uv,
                       ffi::Buffer<ffi::F32> d_out, ffi::ResultBuffer<ffi::F32> d_tex,
                       ffi::ResultBuffer<ffi::F32> d_uv, int32_t filter_mode,
                       int32_t boundary_mode) {
   return Guarded("texture backward", [&] {
+    UseDevice(device);
     TextureKernelParams p = {};
     TextureShapes(p, tex.dimensions(), uv.dimensions(), filter_mode, boundary_mode);
     CheckImage(d_out.dimensions(), p.n, p.imgHeight, p.imgWidth, p.channels,
@@ -456,7 +470,7 @@ ffi::Error AntialiasFwd(cudaStream_t stream, ffi::ScratchAllocator scratch, int3
     CheckImage(out->dimensions(), p.n, p.height, p.width, p.channels, "out");
     Require(work->element_count() >= static_cast<size_t>(WorkFloats(p.n, p.height, p.width)),
             "the work buffer is too small");
-    NVDR_CHECK_CUDA_ERROR(cudaSetDevice(device));
+    UseDevice(device);
 
     // The edge -> opposite-vertex hash of the mesh, rebuilt per call in XLA's scratch memory.
     p.allocTriangles = 64;
@@ -506,7 +520,7 @@ ffi::Error AntialiasBwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F3
     CheckImage(d_out.dimensions(), p.n, p.height, p.width, p.channels, "the out cotangent");
     Require(work.element_count() >= static_cast<size_t>(WorkFloats(p.n, p.height, p.width)),
             "the work buffer is too small");
-    NVDR_CHECK_CUDA_ERROR(cudaSetDevice(device));
+    UseDevice(device);
     if (work_out->typed_data() != work.typed_data())
       NVDR_CHECK_CUDA_ERROR(cudaMemcpyAsync(work_out->typed_data(), work.typed_data(),
                                             work.element_count() * sizeof(float),
@@ -550,6 +564,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrRasterizeFwd, RasterizeFwd,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrRasterizeBwd, RasterizeBwd,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::PlatformStream<cudaStream_t>>()
+                                  .Ctx<ffi::DeviceOrdinal>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
@@ -561,6 +576,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrRasterizeBwd, RasterizeBwd,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrInterpolateFwd, InterpolateFwd,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::PlatformStream<cudaStream_t>>()
+                                  .Ctx<ffi::DeviceOrdinal>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
@@ -572,6 +588,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrInterpolateFwd, InterpolateFwd,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrInterpolateBwd, InterpolateBwd,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::PlatformStream<cudaStream_t>>()
+                                  .Ctx<ffi::DeviceOrdinal>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::S32>>()
@@ -586,6 +603,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrInterpolateBwd, InterpolateBwd,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrTextureFwd, TextureFwd,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::PlatformStream<cudaStream_t>>()
+                                  .Ctx<ffi::DeviceOrdinal>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
@@ -595,6 +613,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrTextureFwd, TextureFwd,
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrTextureBwd, TextureBwd,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::PlatformStream<cudaStream_t>>()
+                                  .Ctx<ffi::DeviceOrdinal>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
