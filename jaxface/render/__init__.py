@@ -3,8 +3,8 @@ spherical-harmonics lighting, and DECA's face renderer on top (shaded and shape-
 UV-space maps, detail normals from a UV displacement map).
 
 The rasterizer follows nvdiffrast's contracts (clip-space input, ``rast`` = (u, v, z/w,
-triangle_id + 1), its pixel layout and gradient rules), so a backend built on nvdiffrast's
-CUDA kernels can replace the pure-JAX one behind the same ``backend`` argument.
+triangle_id + 1), its pixel layout and gradient rules), so nvdiffrast's own CUDA kernels
+(:mod:`jaxface.render.nvdr_ffi`, through XLA FFI) run behind the same ``backend`` argument.
 """
 
 from jaxface.render.antialias import antialias, antialias_topology

@@ -81,6 +81,25 @@ def test_vmap_merges_batches_like_a_loop(stand_ins, rng):
                                        atol=1e-5 * scale)
 
 
+def test_grad_of_a_vmapped_loss_matches(stand_ins, rng):
+    """grad(vmap(...)): the custom VJPs batched by vmap (the other order of the two)."""
+    scenes = [_scene(rng) for _ in range(2)]
+    tri = scenes[0][1]
+    pos = jnp.stack([p for p, _ in scenes])
+    attr = jnp.asarray(rng.uniform(size=(2, 2, pos.shape[2], 2)), jnp.float32)
+    tex = jnp.asarray(rng.uniform(size=(1, 5, 7, 3)), jnp.float32)
+
+    def total(backend):
+        per_scene = jax.vmap(_pipeline(backend), in_axes=(0, 0, None, None))
+        return lambda p, a: jnp.sum(per_scene(p, a, tex, tri))
+
+    got = jax.jit(jax.grad(total("nvdiffrast"), (0, 1)))(pos, attr)
+    want = jax.grad(total("jax"), (0, 1))(pos, attr)
+    for g, w in zip(got, want, strict=True):
+        scale = float(np.max(np.abs(w)))
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5 * scale)
+
+
 def test_vmap_of_images_only_broadcasts_the_unmapped_geometry(stand_ins, rng):
     pos, tri = _scene(rng)
     rast, _ = rasterize(pos, tri, (H, W), backend="jax")
