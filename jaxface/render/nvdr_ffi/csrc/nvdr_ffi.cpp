@@ -131,6 +131,9 @@ void CheckImage(Dims image, int64_t batch, int64_t height, int64_t width, int64_
               std::to_string(height) + ", " + std::to_string(width) + ", " +
               (channels < 0 ? std::string("C") : std::to_string(channels)) + "), got " +
               Shape(image));
+  // nvdiffrast indexes pixels and channels with 32-bit ints.
+  Require(batch * height * width * std::max<int64_t>(image[3], 1) < (int64_t{1} << 31),
+          std::string(name) + " has 2^31 or more values: split the batch");
 }
 
 // ---------------------------------------------------------------------------------------------
