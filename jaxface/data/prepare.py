@@ -123,6 +123,29 @@ def stack_examples(examples: list[dict], batch_size: int) -> dict[str, np.ndarra
             "mask": np.stack([r["mask"] for r in rows]).astype(np.float32)}
 
 
+def prepared_batches(items, prepare, batch_size: int, failed: dict):
+    """Prepares ``items`` one at a time with ``prepare(item) -> example`` and yields
+    ``(items, examples, batch)`` for every ``batch_size`` usable ones (the last batch padded,
+    see :func:`stack_examples`): inference on photos in fixed-size batches. An item whose
+    image is unreadable or shows no face is recorded as ``failed[str(item)] = reason``."""
+    pending: list[tuple] = []
+
+    def emit():
+        examples = [example for _, example in pending]
+        return [item for item, _ in pending], examples, stack_examples(examples, batch_size)
+
+    for item in items:
+        try:
+            pending.append((item, prepare(item)))
+        except (ImageError, NoFaceError, OSError) as e:
+            failed[str(item)] = str(e)
+        if len(pending) == batch_size:
+            yield emit()
+            pending = []
+    if pending:
+        yield emit()
+
+
 def find_images(root: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     """(path, identity name) of every image: sub-folder name, or the file's own stem."""
     out = []

@@ -182,8 +182,7 @@ def predict_now(model_dir: str | os.PathLike, now: str | os.PathLike, out: str |
     import jax.numpy as jnp
     from tqdm import tqdm
 
-    from jaxface.data.landmarks import NoFaceError
-    from jaxface.data.prepare import ImageError, prepare_image, stack_examples
+    from jaxface.data.prepare import prepare_image, prepared_batches
     from jaxface.export.model_dir import load_model
     from jaxface.infer.mesh_io import write_obj
     from jaxface.infer.predict import predict
@@ -194,30 +193,19 @@ def predict_now(model_dir: str | os.PathLike, now: str | os.PathLike, out: str |
     step = jax.jit(lambda p, s, b: predict(model.graphdef, p, s, b, model.assets, model.cfg))
     report: dict = {"ok": [], "failed": {}}
     images = image_list(root, split)
-    pending: list[tuple[str, dict]] = []
-
-    def flush():
-        batch = stack_examples([ex for _, ex in pending], batch_size)
+    start = time.perf_counter()
+    photos = tqdm(images, desc=f"NoW {split} predict", unit="img", disable=not progress)
+    for names, _, batch in prepared_batches(
+            photos, lambda image: prepare_image(root / "iphone_pictures" / image, detector),
+            batch_size, report["failed"]):
         res = jax.device_get(step(model.params, model.batch_stats,
                                   {k: jnp.asarray(v) for k, v in batch.items()}))
-        for i, (image, _) in enumerate(pending):
+        for i, image in enumerate(names):
             stem = out / pathlib.Path(image).with_suffix("")
             stem.parent.mkdir(parents=True, exist_ok=True)
             write_obj(stem.with_suffix(".obj"), res["neutral_vertices"][i], faces)
             np.save(stem.with_suffix(".npy"), res["neutral_landmarks3d"][i][NOW_FROM_68])
             report["ok"].append(image)
-        pending.clear()
-
-    start = time.perf_counter()
-    for image in tqdm(images, desc=f"NoW {split} predict", unit="img", disable=not progress):
-        try:
-            pending.append((image, prepare_image(root / "iphone_pictures" / image, detector)))
-        except (ImageError, NoFaceError, OSError) as e:
-            report["failed"][image] = str(e)
-        if len(pending) == batch_size:
-            flush()
-    if pending:
-        flush()
     report["seconds"] = round(time.perf_counter() - start, 3)
     out.mkdir(parents=True, exist_ok=True)
     (out / "predict_report.json").write_text(json.dumps(report, indent=2))

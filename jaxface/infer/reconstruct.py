@@ -27,8 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.data.landmarks import NoFaceError
-from jaxface.data.prepare import IMAGE_SUFFIXES, ImageError, prepare_image, stack_examples
+from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches
 from jaxface.export.model_dir import LoadedModel, load_model
 from jaxface.infer.mesh_io import dense_mesh, write_obj, write_png, write_png16
 from jaxface.infer.predict import detail_normal_map, detail_surface, predict, render_geometry
@@ -127,16 +126,13 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
     report = {"ok": {}, "failed": {}}
     step = make_reconstruct_step(model, size)
     start = time.perf_counter()
-    bar = tqdm(total=len(photos), desc="reconstruct", unit="photo", disable=not progress)
-    pending: list[tuple[pathlib.Path, dict]] = []
     taken: set[str] = set()
-
-    def flush():
-        n = len(pending)
-        batch = stack_examples([ex for _, ex in pending], batch_size)
+    bar = tqdm(photos, desc="reconstruct", unit="photo", disable=not progress)
+    for paths, examples, batch in prepared_batches(
+            bar, lambda path: prepare_image(path, detector, size), batch_size, report["failed"]):
         out = jax.device_get(step(model.params, model.batch_stats,
                                   {k: jnp.asarray(v) for k, v in batch.items()}))
-        for i, (path, example) in enumerate(pending):
+        for i, (path, example) in enumerate(zip(paths, examples, strict=True)):
             name, k = path.stem, 1
             while name in taken:    # same file name in two folders
                 name, k = f"{path.stem}_{k}", k + 1
@@ -144,19 +140,6 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
             folder = out_dir / name
             write_face(folder, name, {k: v[i] for k, v in out.items()}, example, model, size)
             report["ok"][str(path)] = str(folder)
-        bar.update(n)
-        pending.clear()
-
-    for path in photos:
-        try:
-            pending.append((path, prepare_image(path, detector, size)))
-        except (ImageError, NoFaceError, OSError) as e:
-            report["failed"][str(path)] = str(e)
-            bar.update(1)
-        if len(pending) == batch_size:
-            flush()
-    if pending:
-        flush()
     bar.close()
     report["seconds"] = round(time.perf_counter() - start, 3)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))

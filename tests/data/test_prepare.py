@@ -6,7 +6,8 @@ import pytest
 from array_record.python.array_record_data_source import ArrayRecordDataSource
 from PIL import Image
 
-from jaxface.data.prepare import ImageError, crop_face, prepare, read_rgb
+from jaxface.data.landmarks import NoFaceError
+from jaxface.data.prepare import ImageError, crop_face, prepare, prepared_batches, read_rgb
 from jaxface.data.records import decode_example, shard_paths
 
 dlib = pytest.importorskip("dlib", reason="needs the `face` extra (dlib-bin)")
@@ -115,3 +116,24 @@ def test_per_identity_groups_and_errors(tmp_path, detector, photos):
         read_rgb(tmp_path / "in" / "grace" / "corrupt.png")
     with pytest.raises(FileNotFoundError, match="is not a folder"):
         prepare(tmp_path / "missing", tmp_path / "out2", detector, progress=False)
+
+
+def test_prepared_batches_are_full_padded_and_skip_failures():
+    """Items 0..6, two refused (unreadable, no face): batches of 2 usable items, the last
+    padded by repeating its final example, each failure recorded with its reason."""
+    def prepare_item(i):
+        if i == 2:
+            raise ImageError("unreadable image")
+        if i == 5:
+            raise NoFaceError("no face found")
+        return {"image": np.full((4, 4, 3), i, np.uint8), "landmarks": np.full((68, 2), i),
+                "mask": np.ones((4, 4, 1))}
+
+    failed = {}
+    batches = list(prepared_batches(range(7), prepare_item, 2, failed))
+    assert [items for items, _, _ in batches] == [[0, 1], [3, 4], [6]]
+    assert failed == {"2": "unreadable image", "5": "no face found"}
+    _, examples, batch = batches[-1]
+    assert len(examples) == 1 and batch["image"].shape == (2, 4, 4, 3)
+    np.testing.assert_array_equal(batch["landmarks"][1], np.full((68, 2), 6.0))
+    np.testing.assert_allclose(batch["image"][0], 6 / 255.0)
