@@ -463,7 +463,7 @@ int OccupancyGrid(void* kernel, int threads, int device) {
   return blocks_per_sm * sm_count;
 }
 
-ffi::Error AntialiasFwd(cudaStream_t stream, ffi::ScratchAllocator scratch, int32_t device,
+ffi::Error AntialiasFwd(cudaStream_t stream, int32_t device, ffi::ScratchAllocator scratch,
                         ffi::Buffer<ffi::F32> color, ffi::Buffer<ffi::F32> rast,
                         ffi::Buffer<ffi::F32> pos, ffi::Buffer<ffi::S32> tri,
                         ffi::ResultBuffer<ffi::F32> out, ffi::ResultBuffer<ffi::F32> work) {
@@ -549,6 +549,14 @@ ffi::Error AntialiasBwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F3
   });
 }
 
+// Every handler takes the stream and the device first.
+auto CudaBinding() {
+  return ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>().Ctx<ffi::DeviceOrdinal>();
+}
+
+using F32 = ffi::Buffer<ffi::F32>;
+using S32 = ffi::Buffer<ffi::S32>;
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -556,97 +564,49 @@ ffi::Error AntialiasBwd(cudaStream_t stream, int32_t device, ffi::Buffer<ffi::F3
 // None is marked command-buffer compatible: CudaRaster synchronises its stream and allocates.
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrRasterizeFwd, RasterizeFwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
-                                  .Ctx<ffi::DeviceOrdinal>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                              CudaBinding().Arg<F32>().Arg<S32>().Ret<F32>().Ret<F32>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrRasterizeBwd, RasterizeBwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
-                                  .Ctx<ffi::DeviceOrdinal>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
+                              CudaBinding()
+                                  .Arg<F32>().Arg<S32>().Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Ret<F32>()
                                   .Attr<bool>("grad_db"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrInterpolateFwd, InterpolateFwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
-                                  .Ctx<ffi::DeviceOrdinal>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
+                              CudaBinding()
+                                  .Arg<F32>().Arg<F32>().Arg<S32>().Arg<F32>()
+                                  .Ret<F32>().Ret<F32>()
                                   .Attr<bool>("with_da"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrInterpolateBwd, InterpolateBwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
-                                  .Ctx<ffi::DeviceOrdinal>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
+                              CudaBinding()
+                                  .Arg<F32>().Arg<F32>().Arg<S32>().Arg<F32>().Arg<F32>()
+                                  .Arg<F32>()
+                                  .Ret<F32>().Ret<F32>().Ret<F32>()
                                   .Attr<bool>("with_da"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrTextureFwd, TextureFwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
-                                  .Ctx<ffi::DeviceOrdinal>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
+                              CudaBinding()
+                                  .Arg<F32>().Arg<F32>()
+                                  .Ret<F32>()
                                   .Attr<int32_t>("filter_mode")
                                   .Attr<int32_t>("boundary_mode"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrTextureBwd, TextureBwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
-                                  .Ctx<ffi::DeviceOrdinal>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
+                              CudaBinding()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>()
+                                  .Ret<F32>().Ret<F32>()
                                   .Attr<int32_t>("filter_mode")
                                   .Attr<int32_t>("boundary_mode"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrAntialiasFwd, AntialiasFwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
+                              CudaBinding()
                                   .Ctx<ffi::ScratchAllocator>()
-                                  .Ctx<ffi::DeviceOrdinal>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<S32>()
+                                  .Ret<F32>().Ret<F32>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JaxfaceNvdrAntialiasBwd, AntialiasBwd,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
-                                  .Ctx<ffi::DeviceOrdinal>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::S32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());
+                              CudaBinding()
+                                  .Arg<F32>().Arg<F32>().Arg<F32>().Arg<S32>().Arg<F32>()
+                                  .Arg<F32>()
+                                  .Ret<F32>().Ret<F32>().Ret<F32>());
