@@ -30,7 +30,7 @@ from jaxface.assets import AssetError
 from jaxface.models import build_network
 from jaxface.train.assets import FaceAssets, load_assets
 from jaxface.train.checkpoint import restore_state
-from jaxface.train.step import TrainState, make_optimizer, trainable
+from jaxface.train.step import abstract_state
 
 CONFIG, VARIABLES, FACE_MODEL, MANIFEST = ("config.json", "variables.npz", "face_model.npz",
                                            "manifest.json")
@@ -121,10 +121,7 @@ def load_run(workdir: str | os.PathLike, which: str = "best"):
     cfg = read_config(workdir / CONFIG)
     assets = load_assets(cfg)
     graphdef, params, stats = abstract_network(cfg, assets)
-    stage = cfg.train.stage
-    like = TrainState(params, stats,
-                      jax.eval_shape(make_optimizer(cfg).init, trainable(params, stage)),
-                      jax.ShapeDtypeStruct((), np.int32), jax.ShapeDtypeStruct((2,), np.uint32))
+    like = abstract_state(params, stats, cfg)
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     source = "best" if which == "best" and (workdir / "best").is_dir() and any(

@@ -35,15 +35,13 @@ from jaxface.train.step import (
     AXIS,
     STAGES,
     FrozenNets,
-    TrainState,
+    abstract_state,
     data_mesh,
     init_state,
     make_eval_step,
-    make_optimizer,
     make_train_step,
     shard_batch,
     train_keys,
-    trainable,
 )
 
 
@@ -109,9 +107,7 @@ def _initial_state(cfg, workdir, checkpoints, params, stats):
         source = pathlib.Path(cfg.train.init_from)
         source_cfg = json.loads((source / "config.json").read_text())
         source_stage = source_cfg["train"]["stage"]
-        like = TrainState(params, stats, make_optimizer(cfg).init(trainable(params, source_stage)),
-                          state.step, state.rng)
-        restored = restore_state(source, like)
+        restored = restore_state(source, abstract_state(params, stats, cfg, source_stage))
         return (state._replace(params=restored.params, batch_stats=restored.batch_stats),
                 f"starting from {source} (step {int(restored.step)}, {source_stage} stage)")
     if cfg.train.stage == "detail":

@@ -248,10 +248,18 @@ def shard_batch(batch: dict, mesh: jax.sharding.Mesh, keys=TRAIN_KEYS) -> dict:
             for k in keys}
 
 
-def init_state(params, batch_stats, cfg, seed: int = 0) -> TrainState:
-    opt_state = make_optimizer(cfg).init(trainable(params, cfg.train.stage))
+def init_state(params, batch_stats, cfg, seed: int = 0, stage: str | None = None) -> TrainState:
+    """A fresh state: ``cfg``'s optimizer over ``stage``'s trainable parameters (default
+    ``cfg.train.stage``), step 0, the data/augmentation key of ``seed``."""
+    opt_state = make_optimizer(cfg).init(trainable(params, stage or cfg.train.stage))
     return TrainState(params, batch_stats, opt_state, jnp.zeros((), jnp.int32),
                       jax.random.key_data(jax.random.key(seed)))
+
+
+def abstract_state(params, batch_stats, cfg, stage: str | None = None) -> TrainState:
+    """Shapes and dtypes of :func:`init_state` (params may be abstract): the target a
+    checkpoint of a ``stage`` run is restored into."""
+    return jax.eval_shape(lambda p, s: init_state(p, s, cfg, 0, stage), params, batch_stats)
 
 
 def evaluate_batch(graphdef, params, batch_stats, batch, assets, cfg) -> dict:

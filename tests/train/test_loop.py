@@ -141,3 +141,24 @@ def test_non_finite_steps_in_a_row_stop_the_run_with_the_last_checkpoint_intact(
                  (fresh.params, fresh.batch_stats))
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["finite"] for r in rows if r["kind"] == "train"] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_detail_stage_starts_from_the_coarse_run(data, tmp_path):
+    """train.init_from: the detail run restores the coarse run's parameters (its optimizer
+    state has the coarse stage's structure) and trains only E_d and F_d from there."""
+    coarse_dir, detail_dir = tmp_path / "coarse", tmp_path / "detail"
+    train_and_evaluate(load_config(_args(data, 2)), coarse_dir, progress=False)
+    coarse = restore_state(coarse_dir, None)
+    detail_cfg = ROOT / "configs" / "synthetic_detail.py"
+    args = [a.replace(str(CONFIG), str(detail_cfg)) for a in _args(data, 1)]
+    out = train_and_evaluate(load_config(args + [f"--config.train.init_from={coarse_dir}",
+                                                 "--config.loss.mrf=0"]),
+                             detail_dir, progress=False)
+    assert out["step"] == 1 and out["finite"] == 1.0
+    detail = restore_state(detail_dir, None)
+    jax.tree.map(np.testing.assert_array_equal, detail["params"]["coarse"],
+                 coarse["params"]["coarse"])
+    changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), detail["params"]["detail_decoder"],
+                           coarse["params"]["detail_decoder"])
+    assert any(jax.tree.leaves(changed))
