@@ -9,13 +9,13 @@ import shutil
 import pytest
 
 from jaxface.cli import main
-from jaxface.render.nvdr_ffi import build
+from jaxface.render.nvdr_ffi import build, ops
 from jaxface.render.nvdr_ffi.ops import TARGETS
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None,
                     reason="nvcc is not installed here (the CUDA toolkit builds the library)")
-def test_builds_every_handler_with_nvcc_and_caches_the_build(tmp_path):
+def test_builds_every_handler_with_nvcc_and_caches_the_build(tmp_path, monkeypatch):
     out = tmp_path / "lib" / build.LIBRARY_NAME
     lines = []
     path = build.build_library(archs="80", out=out, log=lines.append)
@@ -30,6 +30,10 @@ def test_builds_every_handler_with_nvcc_and_caches_the_build(tmp_path):
     lines.clear()
     build.build_library(archs="sm_80", out=out, log=lines.append)
     assert out.stat().st_mtime_ns == built_at and "up to date" in lines[0]
+    # The backend finds it and registers its handlers with XLA (CUDA targets).
+    monkeypatch.setenv("JAXFACE_NVDR_LIBRARY", str(out))
+    monkeypatch.setattr(ops, "_registered_from", None)
+    assert ops.register_targets() and ops._registered_from == str(out)
 
 
 def test_architectures_parse_and_default():
