@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     loss.eye = 1.0
     loss.scl = 1.0              # structural consistency (masked SSIM)
     loss.identity = 0.2
+    # DECA's identity input: the render with albedo and light held constant, so L_id moves
+    # only the geometry. False: the full render.
+    loss.identity_shape_only = True
     loss.shape_consistency = 1.0  # weight of the whole coarse loss re-rendered with swapped beta
     loss.reg_shape = 1e-4
     loss.reg_expression = 1e-4

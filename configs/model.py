@@ -26,6 +26,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.rga_spa_ratio = 8
     c.rga_down_ratio = 8
     c.head_hidden = 1024      # DECA's FC layer width
+    # torchvision's ImageNet ResNet50 (resnet50-0676ba61.pth or an .npz of it): E_c's and E_d's
+    # backbones start from it in a new run (SPEC 8). None: random initialisation.
+    c.imagenet_weights = ml_collections.FieldReference(None, field_type=str)
     # Detail branch (DECA's): E_d -> delta, F_d(delta, psi, theta_jaw) -> UV displacement.
     c.detail_code_dim = 128
     c.uv_size = 256           # displacement map side (a multiple of 32)

@@ -1,6 +1,7 @@
 """The renderer's settings, embedded in experiment configs as ``config.render``.
 
-Override on the command line, e.g. ``--config.render.backend=jax``.
+The render size is the network's input size (``model.image_size``) and UV maps are
+``model.uv_size``. Override on the command line, e.g. ``--config.render.backend=jax``.
 """
 
 import ml_collections
@@ -11,7 +12,8 @@ def get_config() -> ml_collections.ConfigDict:
     # "auto": nvdiffrast's CUDA kernels when built and a GPU is present, else the pure-JAX
     # rasterizer; "jax" or "nvdiffrast" to force one (nvdiffrast fails clearly when absent).
     c.backend = "auto"
-    c.image_size = 224     # square render size in pixels (the network's input size)
-    c.uv_size = 256        # UV maps (albedo lookup, world2uv position/normal maps, detail)
-    c.antialias = True     # analytic silhouette antialiasing: soft edges, silhouette gradients
+    # The losses' render is DECA's: the face-and-eye UV region over the input image, its
+    # coverage a constant (no silhouette gradient). True: nvdiffrast's analytic antialiasing
+    # of the region's silhouette edges, which then pull on the geometry.
+    c.antialias = False
     return c

@@ -20,24 +20,32 @@ def get_config() -> ml_collections.ConfigDict:
     c.update(sibling_config(__file__, "losses"))
     c.model.image_size = 128          # the smallest size where every RGA branch is valid
     c.model.uv_size = 64
-    # The renderer draws at the network's input size (one field to override).
-    c.render.image_size = c.model.get_ref("image_size")
-    c.render.uv_size = c.model.get_ref("uv_size")
     c.loss.identity = 0.0             # needs the `face` extra (dlib's network)
-    c.loss.mrf = 0.0                  # needs VGG19 weights
+    c.loss.mrf = 0.0                  # needs VGG19 weights (configs/detail.py turns it on)
     c.data = ml_collections.ConfigDict()
-    c.data.dir = "runs/synth"         # written by `jaxface synth`
-    c.data.identities_per_batch = 2   # x K images per identity (K = the dataset's)
+    c.data.dir = "runs/synth"         # written by `jaxface synth`; several: "a,b"
+    c.data.mix_weights = ()           # several folders: their share of identity groups
+    #                                   (empty: in proportion to their identities)
+    c.data.identities_per_batch = 2   # x images_per_identity = the batch
+    c.data.images_per_identity = 4    # K, drawn afresh each epoch (L_sc / L_dc swap them)
     c.data.workers = 0                # grain reader processes (0: read in the main process)
-    c.data.augment = True             # DECA's crop (scale/shift) and colour jitter
+    # DECA's framing: training crops of a random 1.4-1.8 x the landmarks' mean extent; the
+    # test crop (eval, reconstruct, export) 1.25 x 1.1 x. augment=False trains on the test crop.
+    c.data.augment = True
+    c.data.crop_scale_range = (1.4, 1.8)
+    c.data.crop_scale = 1.375
+    c.data.shift_jitter = 0.0         # not DECA's: crop centre moved up to this x the extent
+    c.data.colour_jitter = 0.0        # not DECA's: brightness/contrast/saturation +- this
     c.data.eval_split = "val"         # evaluated every train.eval_every steps (if present)
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adam"             # the paper's optimiser ("sgd" also available)
     c.optim.lr = 1e-4                 # the paper's learning rate
     c.train = ml_collections.ConfigDict()
-    c.train.stage = "coarse"          # "coarse": E_c; "detail": E_d + F_d with E_c frozen
+    c.train.stage = "coarse"          # "pretrain" (landmarks only) / "coarse": E_c;
+    #                                   "detail": E_d + F_d with E_c frozen
     c.train.init_from = ml_collections.FieldReference(None, field_type=str)  # a run's workdir
-    c.train.base_scale = 6.75         # camera scale at initialisation (the data's typical s)
+    c.train.base_scale = 8.4          # camera scale at initialisation: a face framed at
+    #                                   1.6 x its landmarks' extent (FLAME's ~0.3 m box sum)
     c.train.steps = 200
     c.train.seed = 0                  # network init, data order and augmentation
     c.train.workdir = "runs/train"    # or `jaxface train --workdir DIR`

@@ -18,6 +18,12 @@ SOURCES = {
     "DECA's data download)",
     "albedo": "`FLAME_albedo_from_BFM.npz`, made from BFM 2017 with the BFM_to_FLAME converter "
     "(github.com/TimoBolkart/BFM_to_FLAME); or the albedo stored in `jaxface flame-asset`'s npz",
+    "uv_face_eye_mask": "DECA's `uv_face_eye_mask.png` (256x256, channel 0; DECA's data "
+    "download, github.com/YadiraF/DECA `data/`)",
+    "uv_face_mask": "DECA's `uv_face_mask.png` (256x256, channel 0; DECA's data download, "
+    "github.com/YadiraF/DECA `data/`)",
+    "fixed_displacement": "DECA's `fixed_displacement_256.npy` (256x256; DECA's data download, "
+    "github.com/YadiraF/DECA `data/`)",
 }
 
 

@@ -124,7 +124,7 @@ def _prepare(args) -> int:
 
     detector = landmark_backend(args.landmarks)
     report = prepare(args.images, args.out, detector, size=args.size, mask_dir=args.masks,
-                     per_identity=args.per_identity)
+                     min_images=args.min_images)
     _print_skipped(report["failed"])
     print(f"prepared {len(report['ok'])} images into {args.out}, skipped "
           f"{len(report['failed'])} (see {args.out}/report.json)")
@@ -264,9 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", default=None,
                    help="folder of segmentation masks mirroring --images (.png, white = "
                         "face); default: the landmark hull")
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--per-identity", type=int, default=1,
-                   help="K > 1: keep identities with >= K usable images, K each")
+    p.add_argument("--size", type=int, default=256,
+                   help="stored crop side in pixels (the crop is 2 x the landmarks' extent, "
+                        "room for DECA's training crops; default 256)")
+    p.add_argument("--min-images", type=int, default=1,
+                   help="skip identities with fewer usable images (the training batches "
+                        "draw data.images_per_identity of each; default 1)")
     p.set_defaults(run=_prepare)
 
     p = sub.add_parser(

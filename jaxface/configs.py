@@ -89,3 +89,18 @@ def ablation(config: ml_collections.ConfigDict, pim: bool, grpam: bool,
         config.loss.mask = 0.0
         config.loss.scl = 0.0
     return config
+
+
+# The terms the landmark-only pretraining turns off (DECA's deca_pretrain.yml: no photometric,
+# identity, albedo or shape-consistency term).
+PRETRAIN_OFF = ("pixel", "mask", "scl", "identity", "shape_consistency", "reg_albedo")
+
+
+def pretrain_stage(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """DECA's pretraining stage on an experiment config: E_c on L_kp, L_eye and the shape /
+    expression regulariser only (nothing rendered), one image per identity."""
+    config.train.stage = "pretrain"
+    for term in PRETRAIN_OFF:
+        config.loss[term] = 0.0
+    config.data.images_per_identity = 1
+    return config

@@ -1,12 +1,16 @@
-"""Real photos -> jaxface examples: decode, detect, 68 landmarks, DECA-style crop, mask.
+"""Real photos -> jaxface examples: decode, detect, 68 landmarks, DECA's landmark crop, mask.
 
 ``jaxface prepare --images DIR --out DIR``: every image under DIR (sub-folders = identities;
 images directly in DIR are each their own identity) is read defensively (grayscale, RGBA,
 16-bit and palette images converted to 8-bit RGB; huge images shrunk for detection; corrupt
-or truncated files reported), its best face found, a square crop of 1.25 x the landmarks'
-extent around their centre resized to 224 (DECA's), and the landmark-hull mask (or a
-segmentation mask of the same name from ``--masks``) stored. Failures go to the report with
-their reason; the other files go on. Shards and the report are written atomically.
+or truncated files reported), its best face found, and a square crop around the landmarks'
+box stored with its 68 landmarks and the landmark-hull mask (or a segmentation mask of the
+same name from ``--masks``). Every usable image of an identity is kept (training draws K of
+them per epoch); identities with fewer than ``--min-images`` usable images are skipped. The
+stored crop is wide (``CONTEXT_SCALE`` x the landmarks' mean extent) so that DECA's random
+training crops (1.4-1.8 x) fit inside it; inference (``reconstruct``) crops DECA's test
+framing (1.25 x 1.1 x) directly. Failures go to the report with their reason; the other files
+go on. Shards and the report are written atomically.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from PIL import Image
 from jaxface.data.landmarks import NoFaceError
 from jaxface.data.masks import landmark_hull_mask
 from jaxface.data.records import shard_name, write_info, write_shard
+from jaxface.geometry.framing import TEST_CROP_SCALE
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_SIDE = 2048          # larger images are shrunk before detection
-CROP_SCALE = 1.25        # DECA's crop: 1.25 x the landmarks' box
+CONTEXT_SCALE = 2.0      # a training example's crop: room for DECA's 1.4-1.8 x crops
 MAX_PIXELS = 20000 ** 2  # refuse decompression bombs beyond this
 
 
@@ -59,24 +64,26 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"unreadable image ({type(e).__name__}: {e})") from e
 
 
-def crop_box(landmarks_68x2: np.ndarray) -> tuple[float, float, float]:
-    """DECA's square crop: centre of the landmarks' box and side 1.25 x its larger extent."""
+def crop_box(landmarks_68x2: np.ndarray, scale: float = TEST_CROP_SCALE
+             ) -> tuple[float, float, float]:
+    """DECA's square crop: centre of the landmarks' box and side ``scale`` x its mean extent
+    ((width + height) / 2; DECA's test framing by default)."""
     lo, hi = landmarks_68x2.min(0), landmarks_68x2.max(0)
     centre = (lo + hi) / 2
-    return float(centre[0]), float(centre[1]), float(CROP_SCALE * (hi - lo).max())
+    return float(centre[0]), float(centre[1]), float(scale * np.sum(hi - lo) / 2)
 
 
-def crop_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = 224
-              ) -> tuple[np.ndarray, np.ndarray]:
+def crop_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = 224,
+              scale: float = TEST_CROP_SCALE) -> tuple[np.ndarray, np.ndarray]:
     """The size x size crop (bilinear) and the landmarks in its pixel frame."""
-    cx, cy, side = crop_box(landmarks)
+    cx, cy, side = crop_box(landmarks, scale)
     left, top = cx - side / 2, cy - side / 2
-    scale = side / size
+    pixel = side / size
     # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f), pixel corners.
     crop = Image.fromarray(rgb).transform((size, size), Image.Transform.AFFINE,
-                                          (scale, 0, left, 0, scale, top),
+                                          (pixel, 0, left, 0, pixel, top),
                                           resample=Image.Resampling.BILINEAR)
-    return np.asarray(crop), ((landmarks - [left, top]) / scale).astype(np.float32)
+    return np.asarray(crop), ((landmarks - [left, top]) / pixel).astype(np.float32)
 
 
 def _shrunk(rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -90,27 +97,31 @@ def _shrunk(rgb: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def prepare_image(path: pathlib.Path, detector, size: int = 224,
-                  mask_path: pathlib.Path | None = None) -> dict[str, np.ndarray]:
+                  mask_path: pathlib.Path | None = None, crop_scale: float = TEST_CROP_SCALE
+                  ) -> dict[str, np.ndarray]:
     """One photo -> an example (without identity); raises ImageError / NoFaceError.
     ``mask_path``: a segmentation mask image for it (white = face), else the landmark hull.
-    Also returns where it came from in the photo: ``face_box`` (left, top, right, bottom)
-    of the detector and ``crop`` (centre x, centre y, side), photo pixels."""
+    ``crop_scale``: the crop's side over the landmarks' mean extent (DECA's test framing by
+    default; :data:`CONTEXT_SCALE` for training examples). Also returns where it came from
+    in the photo: ``face_box`` (left, top, right, bottom) of the detector and ``crop``
+    (centre x, centre y, side), photo pixels."""
     rgb = read_rgb(path)
     small, f = _shrunk(rgb)
     face = detector(small)
     landmarks = face.landmarks / f
-    image, lmk = crop_face(rgb, landmarks, size)
+    image, lmk = crop_face(rgb, landmarks, size, crop_scale)
     if mask_path is not None:
         mask_rgb = read_rgb(mask_path)
         mask_full = (mask_rgb[..., 0] > 127).astype(np.uint8) * 255
-        crop, _ = crop_face(np.repeat(mask_full[..., None], 3, -1), landmarks, size)
+        crop, _ = crop_face(np.repeat(mask_full[..., None], 3, -1), landmarks, size,
+                            crop_scale)
         mask = (crop[..., :1] > 127).astype(np.uint8)
     else:
         mask = np.asarray(landmark_hull_mask(lmk[None], np.zeros((1, size, size, 1))))[0]
         mask = (mask > 0.5).astype(np.uint8)
     box = np.asarray(face.box, np.float32) / f
     return {"image": image, "landmarks": lmk, "mask": mask, "face_box": box,
-            "crop": np.asarray(crop_box(landmarks), np.float32)}
+            "crop": np.asarray(crop_box(landmarks, crop_scale), np.float32)}
 
 
 def stack_examples(examples: list[dict], batch_size: int) -> dict[str, np.ndarray]:
@@ -156,13 +167,13 @@ def find_images(root: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
     return out
 
 
-def identity_groups(root: pathlib.Path, detector, size: int = 224, per_identity: int = 1,
+def identity_groups(root: pathlib.Path, detector, size: int = 256, min_images: int = 1,
                     report: dict | None = None, mask_dir: str | os.PathLike | None = None,
-                    progress: bool = False):
-    """Yields (identity name, prepared examples) per identity under ``root``. With
-    ``per_identity`` K > 1, identities with at least K usable images keep their first K
-    (consecutive, for grouped batches) and the others are skipped. Failures and skips are
-    recorded in ``report`` ({"ok": [...], "failed": {path: reason}})."""
+                    progress: bool = False, crop_scale: float = CONTEXT_SCALE):
+    """Yields (identity name, prepared examples) per identity under ``root``: every usable
+    image, cropped at ``crop_scale``; identities with fewer than ``min_images`` usable images
+    are skipped. Failures and skips are recorded in ``report`` ({"ok": [...], "failed":
+    {path: reason}})."""
     from tqdm import tqdm
 
     report = {"ok": [], "failed": {}} if report is None else report
@@ -180,25 +191,24 @@ def identity_groups(root: pathlib.Path, detector, size: int = 224, per_identity:
                 mask_path = (pathlib.Path(mask_dir) / path.relative_to(root)).with_suffix(
                     ".png")
             try:
-                example = prepare_image(path, detector, size, mask_path)
+                example = prepare_image(path, detector, size, mask_path, crop_scale)
             except (ImageError, NoFaceError, OSError) as e:
                 report["failed"][str(path)] = str(e)
                 continue
             del example["face_box"], example["crop"]   # not part of the dataset format
             items.append((path, example))
-        if len(items) < per_identity:
+        if len(items) < min_images:
             for path, _ in items:
                 report["failed"][str(path)] = (f"identity {name!r} has {len(items)} usable "
-                                               f"images, fewer than {per_identity}")
+                                               f"images, fewer than {min_images}")
             continue
-        kept = items[:per_identity] if per_identity > 1 else items
-        report["ok"] += [str(path) for path, _ in kept]
-        yield name, [example for _, example in kept]
+        report["ok"] += [str(path) for path, _ in items]
+        yield name, [example for _, example in items]
     bar.close()
 
 
-def prepare(images: str | os.PathLike, out: str | os.PathLike, detector, size: int = 224,
-            mask_dir: str | os.PathLike | None = None, per_identity: int = 1,
+def prepare(images: str | os.PathLike, out: str | os.PathLike, detector, size: int = 256,
+            mask_dir: str | os.PathLike | None = None, min_images: int = 1,
             progress: bool = True) -> dict:
     """Prepares every image under ``images`` into a dataset folder ``out``; returns the
     report ({"ok": [...], "failed": {path: reason}}); see :func:`identity_groups`."""
@@ -207,17 +217,20 @@ def prepare(images: str | os.PathLike, out: str | os.PathLike, detector, size: i
         raise FileNotFoundError(f"--images {root} is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     report = {"ok": [], "failed": {}}
-    examples, identities = [], {}
-    for name, group in identity_groups(root, detector, size, per_identity, report, mask_dir,
+    examples, identities, sizes = [], {}, []
+    for name, group in identity_groups(root, detector, size, min_images, report, mask_dir,
                                        progress):
         identities[name] = len(identities)  # dense labels over the identities kept
+        sizes.append(len(group))
         for example in group:
             example["identity"] = np.int32(identities[name])
             examples.append(example)
     write_shard(out / shard_name("train", 0, 1), examples)
-    write_info(out, {"name": "jaxface_photos", "image_size": size, "per_identity": per_identity,
-                     "identities": len(identities), "identity_names": list(identities),
-                     "splits": {"train": {"examples": len(examples), "shards": 1}}})
+    write_info(out, {"name": "jaxface_photos", "image_size": size, "min_images": min_images,
+                     "crop_scale": CONTEXT_SCALE, "identities": len(identities),
+                     "identity_names": list(identities),
+                     "splits": {"train": {"examples": len(examples), "shards": 1,
+                                          "group_sizes": sizes}}})
     partial = out / "report.json.partial"
     partial.write_text(json.dumps(report, indent=2))
     os.replace(partial, out / "report.json")

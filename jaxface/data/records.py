@@ -79,6 +79,19 @@ def read_info(directory: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
+def group_sizes(info: dict, split: str) -> list[int]:
+    """The number of images of each identity of a split, in record order (identities are
+    consecutive runs of records): the split's ``group_sizes``, or for folders written
+    before they were recorded, ``per_identity`` images each."""
+    entry = info["splits"][split]
+    if "group_sizes" in entry:
+        return [int(n) for n in entry["group_sizes"]]
+    k = int(info.get("per_identity", 1))
+    if entry["examples"] % k:
+        raise ValueError(f"{entry['examples']} {split} records are not whole groups of {k}")
+    return [k] * (entry["examples"] // k)
+
+
 def shard_paths(directory: str | os.PathLike, split: str) -> list[str]:
     info = read_info(directory)
     count = info["splits"][split]["shards"]

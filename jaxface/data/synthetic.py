@@ -1,12 +1,13 @@
 """The embedded default dataset: faces rendered from the head model, with ground truth.
 
 Every identity has one random shape beta shared by its K images; each image draws its own
-expression, pose (yaw up to +-60 degrees, pitch, roll, jaw), albedo, SH light, camera scale
-and offset (the face centred as a landmark crop is), a smooth random background and, for part
-of the images, an occluder (an ellipse of random colour over the face: the hand/glasses
-stand-in). Each example stores the image, the 68 projected landmarks, the face mask (the
-landmark hull where the face is rendered, minus the occluder), the identity and the ground
-truth (parameters, camera, vertices). Everything follows from (seed, identity, image index).
+expression, pose (yaw up to +-60 degrees, pitch, roll, jaw), albedo, SH light, a smooth random
+background and, for part of the images, an occluder (an ellipse of random colour over the face:
+the hand/glasses stand-in). The face is centred and scaled by its landmarks' box, with room
+around it for DECA's training crops. Each example stores the image, the 68 projected
+landmarks, the face mask (the landmark hull where the face is rendered, minus the occluder),
+the identity and the ground truth (parameters, camera, vertices). Everything follows from
+(seed, identity, image index).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class SynthSettings:
     max_pitch_deg: float = 15.0
     max_roll_deg: float = 10.0
     max_jaw_rad: float = 0.25
-    scale_range: tuple[float, float] = (6.0, 7.5)    # weak-perspective s: face ~ 3/4 of crop
-    offset_jitter: float = 0.06                      # ndc shift of the face centre
+    # The image side over the landmarks' box's mean extent, the face centred: room for
+    # DECA's training crops (up to 1.8 x) around it.
+    context_scale: float = 2.0
     occluder_prob: float = 0.3
 
 
@@ -65,8 +67,6 @@ def sample_scene(seed: int, identity: int, index: int, s: SynthSettings) -> dict
     return {
         "shape": shape, "expression": expression, "pose": pose,
         "albedo": rng.normal(size=s.n_albedo) * 0.8, "light": light,
-        "scale": np.array(rng.uniform(*s.scale_range)),
-        "offset": rng.uniform(-s.offset_jitter, s.offset_jitter, 2),
         "background": rng.uniform(0.0, 1.0, (4, 4, 3)),
         "occluder": np.array([float(occluded), *rng.uniform(-0.5, 0.5, 2),      # on/off, centre
                               *rng.uniform(0.15, 0.35, 2), rng.uniform(0, np.pi),  # axes, angle
@@ -93,16 +93,18 @@ def _occluder_masks(occ_Bx9: jax.Array, landmarks_Bx68x2: jax.Array, size: int) 
     return (inside & (occ_Bx9[:, 0, None, None] > 0.5))[..., None].astype(jnp.float32)
 
 
-@functools.partial(jax.jit, static_argnames=("size",))
+@functools.partial(jax.jit, static_argnames=("size", "context_scale"))
 def render_scenes(model: flame.FlameModel, albedo_model: flame.AlbedoModel, topology,
-                  scenes: dict[str, jax.Array], size: int) -> dict[str, jax.Array]:
+                  scenes: dict[str, jax.Array], size: int, context_scale: float
+                  ) -> dict[str, jax.Array]:
     """Renders a batch of sampled scenes -> images and labels (float arrays)."""
     out = flame.forward(model, scenes["shape"], scenes["expression"], scenes["pose"])
-    scale = scenes["scale"]
-    # Centre the face (its landmarks' box) in the crop, then jitter: a landmark crop's framing.
+    # The face (its landmarks' box) centred, its mean extent 1 / context_scale of the image
+    # (ndc spans 2): the framing a landmark crop gives.
     lmk_xy = out.landmarks3d[..., :2]
-    centre = (jnp.min(lmk_xy, 1) + jnp.max(lmk_xy, 1)) / 2
-    cam = jnp.concatenate([scale[:, None], -scale[:, None] * centre + scenes["offset"]], -1)
+    lo, hi = jnp.min(lmk_xy, 1), jnp.max(lmk_xy, 1)
+    scale = 4.0 / (context_scale * jnp.sum(hi - lo, -1))
+    cam = jnp.concatenate([scale[:, None], -scale[:, None] * (lo + hi) / 2], -1)
     albedo = jnp.clip(flame.albedo_map(albedo_model, scenes["albedo"]), 0.0, 1.0)
     b = scale.shape[0]
     background = jax.image.resize(scenes["background"], (b, size, size, 3), "bicubic")
@@ -129,7 +131,7 @@ def synthetic_examples(model, albedo_model, topology, seed: int, first_identity:
         padded = chunk + [chunk[-1]] * (batch - len(chunk))   # static batch shape
         scenes = [sample_scene(seed, i, k, settings) for i, k in padded]
         out = jax.device_get(render_scenes(model, albedo_model, topology, _stack(scenes),
-                                           settings.image_size))
+                                           settings.image_size, settings.context_scale))
         for j, (identity, index) in enumerate(chunk):
             sc = scenes[j]
             yield {
@@ -193,7 +195,8 @@ def generate(out_dir: str | pathlib.Path, identities: int, per_identity: int, se
         for s in range(n_shards):
             write_shard(out_dir / shard_name(split, s, n_shards),
                         examples(bounds[s], bounds[s + 1]))
-        splits[split] = {"examples": count * per_identity, "shards": n_shards}
+        splits[split] = {"examples": count * per_identity, "shards": n_shards,
+                         "group_sizes": [per_identity] * count}
     bar.close()
     info = {
         "name": "jaxface_synthetic", "seed": seed, "identities": identities,

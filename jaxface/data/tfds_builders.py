@@ -11,13 +11,14 @@ identity-grouped batches of :mod:`jaxface.data.pipeline` rely on. A prepared bui
   truth; ``train`` and ``val`` splits.
 * ``vggface2``, ``bupt_balancedface``: manual download. Point ``manual_dir`` at the
   extracted images, one folder per identity; each photo goes through ``jaxface prepare``'s
-  preprocessing (dlib detection, DECA crop, 68 landmarks, landmark-hull mask) and identities
-  with at least ``per_identity`` usable photos keep that many.
+  preprocessing (dlib detection, DECA crop with room for the training crops, 68 landmarks,
+  landmark-hull mask); every usable photo is kept, identities with fewer than
+  ``min_images`` are skipped, and the images per identity are recorded in the metadata.
 * ``now``: the NoW benchmark's photos prepared the same way, with their image paths
   (manual download; the scans stay in the NoW folder for ``jaxface evaluate-now``).
 
     from jaxface.data.tfds_builders import prepare_builder, PhotoConfig, Vggface2
-    path = prepare_builder(Vggface2, "~/tfds", PhotoConfig(name="k3", per_identity=3),
+    path = prepare_builder(Vggface2, "~/tfds", PhotoConfig(name="min3", min_images=3),
                            manual_dir="~/data/vggface2/train")
 """
 
@@ -107,10 +108,11 @@ class JaxfaceSynthetic(tfds.core.GeneratorBasedBuilder):
 
 @dataclasses.dataclass(eq=False)
 class PhotoConfig(tfds.core.BuilderConfig):
-    """Real-photo preprocessing: crop size, images kept per identity, landmark backend."""
+    """Real-photo preprocessing: crop size, the fewest usable images an identity needs,
+    landmark backend."""
 
-    per_identity: int = 3
-    image_size: int = 224
+    min_images: int = 3
+    image_size: int = 256
     landmarks: str = "dlib"
 
 
@@ -125,7 +127,7 @@ class _PhotoFolders(tfds.core.GeneratorBasedBuilder):
         return tfds.core.DatasetInfo(
             builder=self, description=self.__doc__.split("\n")[0], disable_shuffling=True,
             features=tfds.features.FeaturesDict(_base_features(c.image_size)),
-            metadata=tfds.core.MetadataDict(per_identity=c.per_identity,
+            metadata=tfds.core.MetadataDict(min_images=c.min_images,
                                             image_size=c.image_size))
 
     def _split_generators(self, dl_manager):
@@ -142,8 +144,10 @@ class _PhotoFolders(tfds.core.GeneratorBasedBuilder):
         c = self.builder_config
         detector = landmark_backend(c.landmarks)
         report: dict = {"ok": [], "failed": {}}
+        sizes = self.info.metadata.setdefault("group_sizes", {"train": []})["train"]
         for label, (_, examples) in enumerate(identity_groups(root, detector, c.image_size,
-                                                                 c.per_identity, report)):
+                                                                 c.min_images, report)):
+            sizes.append(len(examples))   # written with the metadata after generation
             for k, example in enumerate(examples):
                 example["identity"] = np.int32(label)
                 yield f"{label:09d}-{k:03d}", {key: example[key] for key in
@@ -245,10 +249,14 @@ def tfds_info(directory: str | os.PathLike) -> dict:
     """A prepared builder folder's info in jaxface's ``dataset_info.json`` shape."""
     builder = tfds.builder_from_directory(str(directory))
     meta = builder.info.metadata or {}
+    sizes = meta.get("group_sizes", {})
+    splits = {}
+    for name, split in builder.info.splits.items():
+        splits[name] = {"examples": split.num_examples}
+        if name in sizes:
+            splits[name]["group_sizes"] = [int(n) for n in sizes[name]]
     return {"name": builder.info.name, "per_identity": int(meta.get("per_identity", 1)),
-            "image_size": int(meta.get("image_size", 0)),
-            "splits": {name: {"examples": split.num_examples}
-                       for name, split in builder.info.splits.items()}}
+            "image_size": int(meta.get("image_size", 0)), "splits": splits}
 
 
 def tfds_source(directory: str | os.PathLike, split: str):

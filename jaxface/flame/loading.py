@@ -203,3 +203,47 @@ def load_face_model(cfg) -> tuple[FlameModel, AlbedoModel]:
         albedo = load_albedo(cfg.flame_path)
     k = min(cfg.n_albedo, albedo.basis.shape[-1])
     return model, AlbedoModel(albedo.mean, albedo.basis[..., :k])
+
+
+def _nearest_resize(image_HxW: np.ndarray, size: int) -> np.ndarray:
+    """PyTorch's ``interpolate(mode="nearest")`` to size x size: source index floor(i H / S)
+    (DECA resizes its UV masks this way)."""
+    rows = (np.arange(size) * image_HxW.shape[0]) // size
+    cols = (np.arange(size) * image_HxW.shape[1]) // size
+    return image_HxW[rows][:, cols]
+
+
+def load_uv_mask(path: str | os.PathLike, kind: str, size: int) -> np.ndarray:
+    """A UV region mask image (DECA's ``uv_face_eye_mask.png`` / ``uv_face_mask.png``: row 0
+    at v = 1, channel 0, white = inside) -> (size, size, 1) float32 in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = require_file(path, kind)
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise AssetError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+    channel = arr if arr.ndim == 2 else arr[..., 0]
+    if channel.shape[0] != channel.shape[1]:
+        raise AssetError(f"{path}: a UV mask must be square, got {channel.shape}")
+    scale = 65535.0 if channel.dtype == np.uint16 else 255.0 if channel.dtype == np.uint8 else 1.0
+    return _nearest_resize(channel.astype(np.float32) / scale, size)[..., None]
+
+
+def load_fixed_displacement(path: str | os.PathLike, size: int) -> np.ndarray:
+    """DECA's ``fixed_displacement_256.npy`` (a square UV map, row 0 at v = 1, in FLAME units)
+    -> (size, size, 1) float32."""
+    path = require_file(path, "fixed_displacement")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise AssetError(f"{path}: not a readable .npy file ({e})") from e
+    arr = np.squeeze(np.asarray(arr, np.float32))
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise AssetError(f"{path}: expected a square (S, S) displacement map, got {arr.shape}")
+    if arr.shape[0] != size:
+        from PIL import Image
+
+        arr = np.asarray(Image.fromarray(arr).resize((size, size), Image.Resampling.BILINEAR))
+    return arr[..., None]

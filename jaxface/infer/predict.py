@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxface import flame
-from jaxface.data.augment import resize_batch
 from jaxface.geometry import vertex_normals
+from jaxface.geometry.framing import resize_batch
 from jaxface.models import (
     apply,
     camera_from_code,
@@ -20,7 +20,7 @@ from jaxface.models import (
     light_from_code,
     network_input,
 )
-from jaxface.render import project_landmarks, render, world2uv
+from jaxface.render import project_landmarks, render, sh_shading, world2uv
 from jaxface.render.uv import displacement_normals
 
 
@@ -44,13 +44,25 @@ def coarse_geometry(p: dict, assets, cfg) -> dict:
 
 
 def render_geometry(geo: dict, background, assets, cfg, detail_normals_uv=None,
-                    size: int | None = None):
+                    size: int | None = None, for_loss: bool = False):
     """Renders :func:`coarse_geometry` (or :func:`predict`'s output) at ``size`` (default:
-    the network's input size) over ``background``."""
+    the network's input size) over ``background``. ``for_loss``: DECA's render for the
+    losses — only the face-and-eye UV region, its coverage a constant, antialiased only with
+    ``render.antialias``; else the whole head, antialiased (for looking at)."""
     size = size or cfg.model.image_size
     return render(geo["vertices"], geo["cam"], geo["albedo"], geo["light"], assets.topology,
                   (size, size), detail_normals_uv=detail_normals_uv, background=background,
-                  backend=cfg.render.backend)
+                  use_antialias=cfg.render.antialias if for_loss else True,
+                  backend=cfg.render.backend,
+                  region_uv_mask=assets.uv_face_eye_mask if for_loss else None)
+
+
+def shape_only_render(out, light_Bx9x3, background):
+    """DECA's input to the identity network: the render with albedo and light held constant,
+    so the identity loss moves only the geometry (its normals), over ``background``."""
+    shading = sh_shading(out.normals, jax.lax.stop_gradient(light_Bx9x3))
+    face = jax.lax.stop_gradient(out.albedo) * shading
+    return face * out.alpha + background * (1.0 - out.alpha)
 
 
 def coarse_uv_maps(vertices_BxVx3, assets):
@@ -62,10 +74,11 @@ def coarse_uv_maps(vertices_BxVx3, assets):
 
 
 def detail_normal_map(vertices_BxVx3, displacement_BxSxSx1, assets):
-    """UV normals of the coarse surface displaced by F_d's map (DECA's detail normals)."""
+    """UV normals of the coarse surface displaced by F_d's map plus the fixed displacement
+    (DECA's detail normals, in the face-and-eye region; the coarse normals elsewhere)."""
     uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets)
-    return displacement_normals(uv_pos, uv_n, displacement_BxSxSx1, assets.uv_face_mask,
-                                assets.topology.uv_flipped)
+    return displacement_normals(uv_pos, uv_n, displacement_BxSxSx1, assets.uv_face_eye_mask,
+                                assets.topology.uv_flipped, assets.fixed_displacement)
 
 
 
@@ -85,7 +98,8 @@ OUTPUTS = {
     "landmarks3d": "(B, 68, 3) posed 3-D landmarks",
     "landmarks2d": "(B, 68, 2) landmarks projected into the input, pixels (column, row)",
     "albedo": "(B, S, S, 3) UV albedo map, [0, 1]",
-    "displacement": "(B, S, S, 1) UV detail displacement along the normal (metres)",
+    "displacement": "(B, S, S, 1) UV detail displacement along the normal (metres): F_d's "
+                    "in the face-and-eye region plus the fixed displacement",
 }
 
 
@@ -111,7 +125,8 @@ def predict(graphdef, params, batch_stats, batch: dict, assets, cfg) -> dict[str
             "neutral_landmarks3d": neutral.landmarks3d,
             "landmarks3d": geo["landmarks3d"],
             "landmarks2d": geo["landmarks"] * (size / cfg.model.image_size),
-            "albedo": geo["albedo"], "displacement": disp * assets.uv_face_mask}
+            "albedo": geo["albedo"],
+            "displacement": disp * assets.uv_face_eye_mask + assets.fixed_displacement}
 
 
 def neutral_head(model: flame.FlameModel, shape_BxS: jax.Array) -> flame.FlameOutput:
@@ -125,8 +140,8 @@ def detail_surface(vertices_BxVx3: jax.Array, displacement_BxSxSx1: jax.Array, a
                    ) -> tuple[jax.Array, jax.Array]:
     """The detailed surface as a UV position map -> (positions (B, S, S, 3), covered (S, S)):
     each texel of the UV layout is a point of the coarse surface moved along its normal by
-    the (masked) displacement — DECA's dense detail mesh; ``covered`` marks the texels a UV
-    triangle covers (the others are not on the surface)."""
+    :func:`predict`'s displacement (masked, with the fixed part) — DECA's dense detail mesh;
+    ``covered`` marks the texels a UV triangle covers (the others are not on the surface)."""
     uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets)
-    positions = uv_pos + displacement_BxSxSx1 * assets.uv_face_mask * uv_n
+    positions = uv_pos + displacement_BxSxSx1 * uv_n
     return positions, assets.topology.uv_rast[0, ..., 3] > 0

@@ -26,7 +26,8 @@ def weighted_total(terms: dict[str, jax.Array], weights: dict[str, float]) -> ja
 def coarse_terms(loss_cfg, image: jax.Array, rendered: jax.Array, face_mask: jax.Array,
                  landmarks_pred: jax.Array, landmarks_target: jax.Array,
                  params: dict[str, jax.Array], identity_image: jax.Array | None = None,
-                 identity_rendered: jax.Array | None = None) -> dict[str, jax.Array]:
+                 identity_rendered: jax.Array | None = None,
+                 batch_scale: float = 1.0) -> dict[str, jax.Array]:
     """The coarse loss's named terms (only those with a non-zero weight).
 
     Args:
@@ -35,6 +36,7 @@ def coarse_terms(loss_cfg, image: jax.Array, rendered: jax.Array, face_mask: jax
       landmarks_pred, landmarks_target: (B, 68, 2), same units (e.g. ndc).
       params: :func:`~jaxface.models.decode_params` output (shape, exp, tex used).
       identity_image, identity_rendered: identity descriptors (B, D) when L_id is on.
+      batch_scale: the global batch over this one, for L_reg's batch sum (DECA's).
     """
     w = loss_cfg
     terms = {}
@@ -54,7 +56,7 @@ def coarse_terms(loss_cfg, image: jax.Array, rendered: jax.Array, face_mask: jax
             raise ValueError("loss.identity > 0 needs the identity descriptors")
         terms["identity"] = identity_cosine(identity_image, identity_rendered)
     terms["reg"] = regularization(params["shape"], params["exp"], params["tex"],
-                                  w.reg_shape, w.reg_expression, w.reg_albedo)
+                                  w.reg_shape, w.reg_expression, w.reg_albedo, batch_scale)
     return terms
 
 
@@ -68,10 +70,12 @@ def coarse_loss(loss_cfg, *args, **kwargs) -> tuple[jax.Array, dict[str, jax.Arr
 def detail_terms(loss_cfg, image: jax.Array, rendered_detail: jax.Array,
                  face_mask: jax.Array, displacement: jax.Array, uv_face_mask: jax.Array,
                  vgg_image: dict[str, jax.Array] | None = None,
-                 vgg_rendered: dict[str, jax.Array] | None = None) -> dict[str, jax.Array]:
+                 vgg_rendered: dict[str, jax.Array] | None = None,
+                 batch_scale: float = 1.0) -> dict[str, jax.Array]:
     """The detail loss's named terms: ID-MRF on VGG19 features of the face region, DECA's
-    photometric term on the detail render, soft symmetry and the L1 size of the displacement
-    map (B, S, S, 1) under the UV face mask (S, S, 1)."""
+    photometric term on the detail render, soft symmetry under the UV face mask (S, S, 1)
+    and the L1 size of F_d's displacement map (B, S, S, 1), with DECA's normalisations
+    (``batch_scale``: the global batch over this one, for L_sym's batch sum)."""
     w = loss_cfg
     terms = {}
     if w.mrf:
@@ -81,9 +85,9 @@ def detail_terms(loss_cfg, image: jax.Array, rendered_detail: jax.Array,
     if w.detail_photometric:
         terms["detail_photometric"] = face_mask_photometric(image, rendered_detail, face_mask)
     if w.symmetry:
-        terms["symmetry"] = soft_symmetry(displacement, uv_face_mask)
+        terms["symmetry"] = soft_symmetry(displacement, uv_face_mask, batch_scale)
     if w.displacement:
-        terms["displacement"] = displacement_l1(displacement * uv_face_mask)
+        terms["displacement"] = displacement_l1(displacement)
     return terms
 
 

@@ -8,24 +8,37 @@ import numpy as np
 
 
 def regularization(shape_BxS: jax.Array, expression_BxE: jax.Array, albedo_BxA: jax.Array,
-                   w_shape: float, w_expression: float, w_albedo: float) -> jax.Array:
-    """L_reg = w_id ||beta||^2 + w_exp ||psi||^2 + w_tex ||alpha||^2, batch mean."""
-    return (w_shape * jnp.mean(jnp.sum(shape_BxS**2, -1))
-            + w_expression * jnp.mean(jnp.sum(expression_BxE**2, -1))
-            + w_albedo * jnp.mean(jnp.sum(albedo_BxA**2, -1)))
+                   w_shape: float, w_expression: float, w_albedo: float,
+                   batch_scale: float = 1.0) -> jax.Array:
+    """L_reg = w_id ||beta||^2 + w_exp ||psi||^2 + w_tex ||alpha||^2 with DECA's
+    normalisation: each squared norm summed over the batch and halved
+    (``sum(shape**2) / 2 * reg_shape``), so at DECA's weights it grows with the batch.
+
+    ``batch_scale``: the global batch over this one (a data-parallel device's share is
+    scaled up to the global sum; the step then averages the devices' losses).
+    """
+    def half_sum(x):
+        return jnp.sum(x**2) / 2.0
+
+    return batch_scale * (w_shape * half_sum(shape_BxS) + w_expression * half_sum(expression_BxE)
+                          + w_albedo * half_sum(albedo_BxA))
 
 
 def displacement_l1(displacement_BxSxSx1: jax.Array) -> jax.Array:
-    """L_regD = ||D||_{1,1}: the sum of |D| over the UV map, batch mean."""
-    return jnp.mean(jnp.sum(jnp.abs(displacement_BxSxSx1), axis=(1, 2, 3)))
+    """L_regD = ||D||_{1,1} with DECA's normalisation: the mean of |D| over the batch and
+    every texel of the map (DECA's ``mean(|uv_z|) * reg_z`` on the decoder's raw output)."""
+    return jnp.mean(jnp.abs(displacement_BxSxSx1))
 
 
-def soft_symmetry(displacement_BxSxSx1: jax.Array, uv_face_mask_SxSx1: jax.Array) -> jax.Array:
-    """L_sym = ||V_uv * (D - flip(D))||_{1,1}, flip mirroring u (the UV map's columns; FLAME's
-    layout is left-right symmetric about u = 0.5), batch mean."""
-    mirrored = displacement_BxSxSx1[:, :, ::-1]
-    return jnp.mean(jnp.sum(jnp.abs(uv_face_mask_SxSx1 * (displacement_BxSxSx1 - mirrored)),
-                            axis=(1, 2, 3)))
+def soft_symmetry(displacement_BxSxSx1: jax.Array, uv_face_mask_SxSx1: jax.Array,
+                  batch_scale: float = 1.0) -> jax.Array:
+    """L_sym = ||V_uv * (D - flip(D))||_{1,1}, flip mirroring u (the UV map's columns;
+    FLAME's layout is left-right symmetric about u = 0.5), with DECA's normalisation: summed
+    over the texels and the batch, the mirrored map a constant (DECA's ``(mask * (uv_z -
+    flip(uv_z).detach()).abs()).sum() * reg_sym``). ``batch_scale``: as
+    :func:`regularization`'s."""
+    mirrored = jax.lax.stop_gradient(displacement_BxSxSx1[:, :, ::-1])
+    return batch_scale * jnp.sum(jnp.abs(uv_face_mask_SxSx1 * (displacement_BxSxSx1 - mirrored)))
 
 
 def group_swap_permutation(batch: int, group_size: int) -> np.ndarray:

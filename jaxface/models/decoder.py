@@ -53,5 +53,6 @@ class DetailDecoder(nnx.Module):
 
 def detail_latent(detail_code_Bx128: jax.Array, expression_BxE: jax.Array,
                   jaw_pose_Bx3: jax.Array) -> jax.Array:
-    """F_d's input: delta, psi, theta_jaw concatenated (DECA's order)."""
-    return jnp.concatenate([detail_code_Bx128, expression_BxE, jaw_pose_Bx3], -1)
+    """F_d's input in DECA's order: [theta_jaw, psi, delta] (DECA's ``D_detail(cat([pose[:,
+    3:], exp, detail]))``), so its trained decoder's first layer ports unchanged."""
+    return jnp.concatenate([jaw_pose_Bx3, expression_BxE, detail_code_Bx128], -1)

@@ -1,6 +1,7 @@
 """The coarse encoder E_c (GRPAM-ResNet50 + FC head) and the detail encoder E_d (ResNet50).
 
-E_c's head input, with GRPAM on: RGA-S/RGA-C after each stage C2..C5, FPN fusion to P2..P5,
+E_c's head input, with GRPAM on: RGA-S/RGA-C in line after each stage C2..C5 (stage k+1
+sees stage k's attended output), FPN fusion of the attended C2..C5 to P2..P5,
 each level globally average-pooled and the four concatenated (4 x fpn_width = 1024 values by
 default), so every pyramid level reaches the FC layers with equal weight. With GRPAM off
 (the ablation's plain network, DECA's): the pooled C5 (2048). The head is DECA's: Linear ->
@@ -35,7 +36,12 @@ class MLPHead(nnx.Module):
 
 
 class GRPAM(nnx.Module):
-    """RGA after each stage, then FPN fusion -> pooled pyramid feature (B, 4 * width)."""
+    """RGA after each stage, then FPN fusion -> pooled pyramid feature (B, 4 * width).
+
+    The RGA modules sit *in line* in the backbone (``ResNet50(x, after_stage=grpam.rga)``):
+    each stage's attended output is what the next stage sees, as in the official RGA
+    network; the FPN fuses the attended C2..C5.
+    """
 
     def __init__(self, image_size: int, last_stride: int, fpn_width: int, cha_ratio: int,
                  spa_ratio: int, down_ratio: int, *, rngs: nnx.Rngs):
@@ -45,12 +51,10 @@ class GRPAM(nnx.Module):
             for c, side in zip(STAGE_CHANNELS, sides, strict=True)])
         self.fpn = FPN(STAGE_CHANNELS, fpn_width, rngs=rngs)
 
-    def pyramid(self, stages: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
-        """P2..P5 (B, h_i, w_i, width) from the backbone's C2..C5."""
-        return self.fpn(tuple(rga(x) for rga, x in zip(self.rga, stages, strict=True)))
-
-    def __call__(self, stages: tuple[jax.Array, ...]) -> jax.Array:
-        return jnp.concatenate([jnp.mean(p, axis=(1, 2)) for p in self.pyramid(stages)], -1)
+    def __call__(self, attended_stages: tuple[jax.Array, ...]) -> jax.Array:
+        """The pooled P2..P5, concatenated, from the attended C2..C5."""
+        pyramid = self.fpn(attended_stages)
+        return jnp.concatenate([jnp.mean(p, axis=(1, 2)) for p in pyramid], -1)
 
 
 class CoarseEncoder(nnx.Module):
@@ -79,8 +83,9 @@ class CoarseEncoder(nnx.Module):
     def features(self, x_BxHxWxC: jax.Array) -> jax.Array:
         """The head's input feature (B, 1024 or 2048)."""
         _check_input(x_BxHxWxC, self.image_size, self.in_channels)
-        out = self.backbone(x_BxHxWxC)
-        return out.pooled if self.grpam is None else self.grpam(out.stages)
+        if self.grpam is None:
+            return self.backbone(x_BxHxWxC).pooled
+        return self.grpam(self.backbone(x_BxHxWxC, after_stage=self.grpam.rga).stages)
 
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         return self.head(self.features(x_BxHxWxC))

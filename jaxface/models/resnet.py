@@ -117,13 +117,21 @@ class ResNet50(nnx.Module):
     def stages(self):
         return (self.layer1, self.layer2, self.layer3, self.layer4)
 
-    def __call__(self, x_BxHxWxC: jax.Array) -> ResNetFeatures:
+    def __call__(self, x_BxHxWxC: jax.Array, after_stage=None) -> ResNetFeatures:
+        """-> every stage's output and the pooled last one.
+
+        ``after_stage``: optional four callables, one per stage, applied *in line* to that
+        stage's output before the next stage sees it (the official RGA network's place for
+        its attention modules); the returned stages are their outputs.
+        """
         x = jax.nn.relu(self.bn1(self.conv1(x_BxHxWxC)))
         x = max_pool_3x3_s2_ceil(x) if self.caffe else max_pool_3x3_s2(x)
         outs = []
-        for layer in self.stages():
+        for i, layer in enumerate(self.stages()):
             for block in layer:
                 x = block(x)
+            if after_stage is not None:
+                x = after_stage[i](x)
             outs.append(x)
         return ResNetFeatures(stages=tuple(outs), pooled=jnp.mean(x, axis=(1, 2)))
 

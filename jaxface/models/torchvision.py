@@ -70,3 +70,12 @@ def load_torchvision_resnet50(module: ResNet50, weights: str | os.PathLike | dic
         updates.append((path, value))
     nnx.update(module, nnx.from_flat_state(updates))
     return module
+
+
+def initialize_from_imagenet(network, weights: str | os.PathLike) -> None:
+    """Starts the regressor's two ResNet50s (E_c's and E_d's backbones) from torchvision's
+    ImageNet weights (a path), in place; the attention, FPN and heads keep their
+    initialisation. A run resumed or started with ``train.init_from`` overrides them."""
+    state_dict = load_torchvision_state_dict(weights)
+    load_torchvision_resnet50(network.coarse.backbone, state_dict)
+    load_torchvision_resnet50(network.detail_encoder.backbone, state_dict)

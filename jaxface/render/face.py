@@ -114,7 +114,8 @@ def _lookup_uv_image(uv_image_BxSxSxC: jax.Array, uv_BxHxWx2: jax.Array,
 def render(vertices_BxVx3: jax.Array, cam_Bx3: jax.Array, albedo_uv_BxSxSx3: jax.Array,
            sh_Bx9x3: jax.Array, topology: FaceTopology, image_size: tuple[int, int],
            detail_normals_uv: jax.Array | None = None, background: jax.Array | None = None,
-           use_antialias: bool = True, backend: str = "auto") -> RenderOutput:
+           use_antialias: bool = True, backend: str = "auto",
+           region_uv_mask: jax.Array | None = None) -> RenderOutput:
     """Renders shaded, textured faces.
 
     Args:
@@ -129,12 +130,22 @@ def render(vertices_BxVx3: jax.Array, cam_Bx3: jax.Array, albedo_uv_BxSxSx3: jax
       background: optional (B, H, W, 3) image behind the face (default black).
       use_antialias: antialias silhouettes (and get gradients to them).
       backend: the rasterizer backend ("auto", "jax", "nvdiffrast").
+      region_uv_mask: optional (S, S, 1) UV mask (row 0 at v = 1, e.g. DECA's face-and-eye
+        mask): the face is drawn only where it is on, the background elsewhere. DECA's
+        render for the losses: the region, looked up at each pixel's UV, and the coverage
+        are constants (no gradient), so only the shading and albedo inside the region pull
+        on the parameters, never the outline of scalp, ears or neck. ``alpha`` is then the
+        region's coverage.
     """
     pos = clip_from_ndc(weak_perspective(vertices_BxVx3, cam_Bx3))
     rast, _ = rasterize(pos, topology.faces, image_size, backend=backend)
     mask = (rast[..., 3:] > 0).astype(vertices_BxVx3.dtype)
     normals_v = vertex_normals(vertices_BxVx3, topology.faces)
     uv, _ = interpolate(topology.uv_coords, rast, topology.uv_faces, backend=backend)
+    if region_uv_mask is not None:
+        region = _lookup_uv_image(region_uv_mask[None].astype(mask.dtype),
+                                  jax.lax.stop_gradient(uv), backend)
+        mask = jax.lax.stop_gradient(mask * region)
     if detail_normals_uv is None:
         normals, _ = interpolate(normals_v, rast, topology.faces, backend=backend)
     else:

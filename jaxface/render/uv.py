@@ -64,7 +64,8 @@ def grid_faces(size: int, flip: bool) -> np.ndarray:
 
 def displacement_normals(uv_positions_BxSxSx3: jax.Array, uv_normals_BxSxSx3: jax.Array,
                          displacement_BxSxSx1: jax.Array, uv_mask_SxSx1: jax.Array,
-                         uv_flipped: bool) -> jax.Array:
+                         uv_flipped: bool, fixed_displacement_SxSx1: jax.Array | None = None
+                         ) -> jax.Array:
     """Normals (B, S, S, 3) of the coarse surface displaced along its normals by a UV
     displacement map (DECA's ``displacement2normal``): the displaced texels form a dense grid
     mesh whose vertex normals are the detail normals; outside the mask the coarse normals stay.
@@ -76,9 +77,12 @@ def displacement_normals(uv_positions_BxSxSx3: jax.Array, uv_normals_BxSxSx3: ja
       uv_mask_SxSx1: 1 where detail applies (DECA's face-and-eye UV mask), 0 elsewhere.
       uv_flipped: the UV layout mirrors the surface (clockwise in uv seen from outside); see
         :func:`uv_orientation_flipped`.
+      fixed_displacement_SxSx1: DECA's constant displacement, added everywhere (unmasked).
     """
     b, size = uv_positions_BxSxSx3.shape[:2]
     disp = displacement_BxSxSx1 * uv_mask_SxSx1
+    if fixed_displacement_SxSx1 is not None:
+        disp = disp + fixed_displacement_SxSx1
     dense = uv_positions_BxSxSx3 + disp * uv_normals_BxSxSx3
     faces = jnp.asarray(grid_faces(size, uv_flipped))
     normals = vertex_normals(dense.reshape(b, size * size, 3), faces).reshape(b, size, size, 3)
@@ -93,15 +97,19 @@ def uv_orientation_flipped(uv_coords_Vtx2: np.ndarray, uv_faces_Tx3: np.ndarray)
     return bool(np.sum(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0)
 
 
-def face_region_uv_mask(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array, faces_Tx3: jax.Array,
-                        uv_rast_1xSxSx4: jax.Array, image_size: int = 256) -> jax.Array:
-    """The UV mask (S, S, 1) of the face region where the detail displacement applies: texels
-    on front-facing surface inside the landmark hull (jaw line + raised brows) of a frontal
-    view of the neutral head — the role of DECA's hand-painted ``uv_face_eye_mask.png``,
-    derived from the mesh so any FLAME-format head has one.
+def face_region_uv_masks(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array,
+                         faces_Tx3: jax.Array, eyeball_V: jax.Array, uv_rast_1xSxSx4: jax.Array,
+                         image_size: int = 256) -> tuple[jax.Array, jax.Array]:
+    """UV masks (S, S, 1) of the face region, derived from the mesh so any FLAME-format head
+    has them -> (face and eyes, face without the eyeballs): the roles of DECA's hand-painted
+    ``uv_face_eye_mask.png`` (the loss render's region, where the detail displacement
+    applies) and ``uv_face_mask.png`` (the soft-symmetry mask). A texel is in the region when
+    its surface faces the camera inside the landmark hull (jaw line + raised brows) of a
+    frontal view of the neutral head.
 
     Args:
       vertices_Vx3, landmarks_68x3: the neutral head (zero pose/expression), looking along +z.
+      eyeball_V: (V,) bool, the eyeball vertices (skinned to the eye joints).
     """
     from jaxface.data.masks import landmark_hull, polygon_mask
 
@@ -118,5 +126,9 @@ def face_region_uv_mask(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array, face
     pix = jnp.clip(jnp.floor(to_pixels(vertices_Vx3)).astype(jnp.int32), 0, image_size - 1)
     inside = hull[pix[:, 1], pix[:, 0]] > 0.5
     facing = vertex_normals(vertices_Vx3[None], faces_Tx3)[0, :, 2] > 0.0
-    indicator = (inside & facing).astype(jnp.float32)[None, :, None]
-    return (world2uv(indicator, uv_rast_1xSxSx4, faces_Tx3)[0] > 0.5).astype(jnp.float32)
+    region = inside & facing
+    masks = []
+    for indicator in (region, region & ~eyeball_V):
+        uv = world2uv(indicator.astype(jnp.float32)[None, :, None], uv_rast_1xSxSx4, faces_Tx3)
+        masks.append((uv[0] > 0.5).astype(jnp.float32))
+    return masks[0], masks[1]

@@ -1,5 +1,5 @@
 """What a run needs of the face model besides the network: FLAME, the albedo space, the
-renderer's topology, the parameter sizes and the detail region — loaded once from the config.
+renderer's topology, the parameter sizes and the UV regions — loaded once from the config.
 """
 
 from __future__ import annotations
@@ -8,33 +8,77 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxface import flame
+from jaxface.assets import SOURCES, AssetError
+from jaxface.flame.loading import _nearest_resize, load_fixed_displacement, load_uv_mask
 from jaxface.models import param_sizes
 from jaxface.render import FaceTopology, face_topology
-from jaxface.render.uv import face_region_uv_mask
+from jaxface.render.uv import face_region_uv_masks
+
+# UV region arrays a jaxface face-model .npz may carry (written by `jaxface export`).
+UV_REGION_KEYS = ("uv_face_eye_mask", "uv_face_mask", "fixed_displacement")
 
 
 class FaceAssets(NamedTuple):
     model: flame.FlameModel
     albedo: flame.AlbedoModel
     topology: FaceTopology
-    sizes: dict              # parameter group lengths (static)
-    uv_face_mask: jax.Array  # (S, S, 1) where the detail displacement applies
+    sizes: dict                   # parameter group lengths (static)
+    uv_face_eye_mask: jax.Array   # (S, S, 1) DECA's face-and-eye region: what the loss render
+    #                               draws, and where the detail displacement applies
+    uv_face_mask: jax.Array       # (S, S, 1) the face without the eyes: L_sym's V_uv
+    fixed_displacement: jax.Array  # (S, S, 1) DECA's fixed displacement (zeros if not given)
+
+
+def _stored_uv_regions(flame_path: str | None, size: int) -> dict[str, np.ndarray]:
+    """The UV region arrays kept in a jaxface ``.npz`` head (an exported model's)."""
+    if flame_path is None or not str(flame_path).endswith(".npz"):
+        return {}
+    with np.load(flame_path, allow_pickle=False) as data:
+        stored = {k: np.asarray(data[k], np.float32) for k in UV_REGION_KEYS if k in data.files}
+    return {k: _nearest_resize(v[..., 0], size)[..., None] for k, v in stored.items()}
+
+
+def uv_regions(face_model_cfg, model: flame.FlameModel, topology: FaceTopology
+               ) -> dict[str, np.ndarray]:
+    """The three UV arrays of :class:`FaceAssets`, in this order of preference: the files
+    named in the config (DECA's ``uv_face_eye_mask.png``, ``uv_face_mask.png``,
+    ``fixed_displacement_256.npy``), the arrays stored in a jaxface ``.npz`` head, and for
+    the masks of a jaxface head without them, masks derived from the mesh
+    (:func:`~jaxface.render.uv.face_region_uv_masks`). A real FLAME pickle needs DECA's two
+    mask files (the error names them); the fixed displacement is zero unless given."""
+    fm, size = face_model_cfg, topology.uv_size
+    out = _stored_uv_regions(fm.flame_path, size)
+    for kind, path in (("uv_face_eye_mask", fm.uv_face_eye_mask_path),
+                       ("uv_face_mask", fm.uv_face_mask_path)):
+        if path is not None:
+            out[kind] = load_uv_mask(path, kind, size)
+        elif kind not in out and fm.flame_path is not None and \
+                not str(fm.flame_path).endswith(".npz"):
+            raise AssetError(f"{fm.flame_path}: a FLAME pickle has no UV face regions; set "
+                             f"face_model.{kind}_path (get it from: {SOURCES[kind]})")
+    if fm.fixed_displacement_path is not None:
+        out["fixed_displacement"] = load_fixed_displacement(fm.fixed_displacement_path, size)
+    if "uv_face_eye_mask" not in out or "uv_face_mask" not in out:
+        neutral = flame.forward(model, jnp.zeros((1, model.n_shape)),
+                                jnp.zeros((1, model.n_expression)), jnp.zeros((1, 15)))
+        eyeball = jnp.sum(model.lbs_weights[:, 3:5], -1) > 0.5   # skinned to the eye joints
+        face_eye, face = face_region_uv_masks(neutral.vertices[0], neutral.landmarks3d[0],
+                                              topology.faces, eyeball, topology.uv_rast)
+        out.setdefault("uv_face_eye_mask", np.asarray(face_eye))
+        out.setdefault("uv_face_mask", np.asarray(face))
+    out.setdefault("fixed_displacement", np.zeros((size, size, 1), np.float32))
+    return out
 
 
 def load_assets(cfg) -> FaceAssets:
     """The assets of an experiment config (``face_model``, ``render``, ``model``)."""
-    if cfg.render.uv_size != cfg.model.uv_size:
-        raise ValueError(f"render.uv_size ({cfg.render.uv_size}) must equal model.uv_size "
-                         f"({cfg.model.uv_size}): the detail normals are drawn from F_d's map")
     model, albedo = flame.load_face_model(cfg.face_model)
     sizes = param_sizes(cfg.face_model.n_shape, albedo.basis.shape[-1],
                         cfg.face_model.n_expression)
-    topology = face_topology(model.faces, model.uvs, model.uv_faces, cfg.render.uv_size,
+    topology = face_topology(model.faces, model.uvs, model.uv_faces, cfg.model.uv_size,
                              cfg.render.backend)
-    neutral = flame.forward(model, jnp.zeros((1, model.n_shape)),
-                            jnp.zeros((1, model.n_expression)), jnp.zeros((1, 15)))
-    mask = face_region_uv_mask(neutral.vertices[0], neutral.landmarks3d[0], topology.faces,
-                               topology.uv_rast)
-    return FaceAssets(model, albedo, topology, sizes, mask)
+    regions = {k: jnp.asarray(v) for k, v in uv_regions(cfg.face_model, model, topology).items()}
+    return FaceAssets(model, albedo, topology, sizes, **regions)

@@ -26,6 +26,7 @@ from jaxface.data.pipeline import batch_iterator, eval_batches, grouped_batches
 from jaxface.data.records import is_tfds_folder, read_info
 from jaxface.models import build_network
 from jaxface.models.network import sync_batch_norm
+from jaxface.models.torchvision import initialize_from_imagenet
 from jaxface.render.backend import resolve_backend
 from jaxface.train.assets import load_assets
 from jaxface.train.checkpoint import Checkpoints, restore_state
@@ -66,7 +67,7 @@ def frozen_networks(cfg) -> tuple[FrozenNets, dict]:
     before the first step, naming it) -> (static parts, weights)."""
     identity = vgg = None
     state = {"identity": None, "vgg": None}
-    if cfg.train.stage == "coarse" and cfg.loss.identity:
+    if cfg.train.stage in ("pretrain", "coarse") and cfg.loss.identity:
         from jaxface.losses import identity_network
 
         identity = identity_network(cfg.identity)
@@ -78,20 +79,31 @@ def frozen_networks(cfg) -> tuple[FrozenNets, dict]:
     return FrozenNets(identity, vgg), state
 
 
-def _check_data(cfg, n_devices: int) -> pathlib.Path:
+def _check_data(cfg, n_devices: int) -> list[pathlib.Path]:
+    """The data folders of ``data.dir`` (one, or several comma-separated), checked before
+    anything is built: each exists and has the train split."""
     if cfg.train.stage not in STAGES:
         raise ConfigError(f"train.stage must be one of {sorted(STAGES)}, got {cfg.train.stage!r}")
-    data_dir = pathlib.Path(cfg.data.dir)
-    if not (data_dir / "dataset_info.json").is_file() and not is_tfds_folder(data_dir):
-        raise FileNotFoundError(f"no dataset at data.dir={data_dir}: write one with `jaxface "
-                                f"synth --out {data_dir}` or `jaxface prepare`")
+    if not cfg.data.dir:
+        raise ConfigError("data.dir is not set: a dataset folder from `jaxface synth` or "
+                          "`jaxface prepare` (several: comma-separated)")
+    dirs = [pathlib.Path(d.strip()) for d in str(cfg.data.dir).split(",") if d.strip()]
+    for data_dir in dirs:
+        if not (data_dir / "dataset_info.json").is_file() and not is_tfds_folder(data_dir):
+            raise FileNotFoundError(f"no dataset at data.dir={data_dir}: write one with "
+                                    f"`jaxface synth --out {data_dir}` or `jaxface prepare`")
+        splits = read_info(data_dir)["splits"]
+        if "train" not in splits:
+            raise ConfigError(f"{data_dir} has no train split (it has {sorted(splits)}); "
+                              "write it again with at least one training identity")
     if cfg.data.identities_per_batch % n_devices:
         raise ConfigError(f"data.identities_per_batch={cfg.data.identities_per_batch} must be a "
                          f"multiple of the {n_devices} devices (whole identity groups each)")
-    if cfg.loss.ground_truth and read_info(data_dir).get("name") != "jaxface_synthetic":
-        raise ConfigError(f"loss.ground_truth > 0 needs ground-truth parameters: {data_dir} is "
-                          "not a `jaxface synth` dataset")
-    return data_dir
+    if cfg.loss.ground_truth and any(read_info(d).get("name") != "jaxface_synthetic"
+                                     for d in dirs):
+        raise ConfigError(f"loss.ground_truth > 0 needs ground-truth parameters: {cfg.data.dir}"
+                          " is not all `jaxface synth` data")
+    return dirs
 
 
 def _initial_state(cfg, workdir, checkpoints, params, stats):
@@ -137,7 +149,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
     initialize_distributed(cfg)
     workdir = pathlib.Path(workdir or cfg.train.workdir)
     mesh = data_mesh()
-    data_dir = _check_data(cfg, mesh.size)
+    data_dirs = _check_data(cfg, mesh.size)
     chief = jax.process_index() == 0
     workdir.mkdir(parents=True, exist_ok=True)
     if chief:
@@ -145,12 +157,15 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
     backend = resolve_backend(cfg.render.backend)
     assets = load_assets(cfg)
     frozen, frozen_state = frozen_networks(cfg)
-    net = sync_batch_norm(build_network(cfg.model, assets.sizes, cfg.train.seed), AXIS)
+    net = build_network(cfg.model, assets.sizes, cfg.train.seed)
+    if cfg.model.imagenet_weights:    # SPEC 8: E_c's and E_d's ResNet50 from ImageNet
+        initialize_from_imagenet(net, cfg.model.imagenet_weights)
+    net = sync_batch_norm(net, AXIS)
     graphdef, params, stats = nnx.split(net, nnx.Param, nnx.BatchStat)
     checkpoints = Checkpoints(workdir, cfg.train.keep_checkpoints, cfg.train.best_metric)
     state, how = _initial_state(cfg, workdir, checkpoints, params, stats)
     start = int(state.step)
-    group_size = int(read_info(data_dir).get("per_identity", 1))
+    group_size = cfg.data.images_per_identity
     hosts = jax.process_count()
     print(f"jaxface train: {cfg.train.stage} stage, render backend {backend}, {mesh.size} "
           f"device(s) {[d.platform for d in mesh.devices.flat][:1]} on {hosts} host(s), "
@@ -158,9 +173,11 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
     step_fn = make_train_step(graphdef, assets, cfg, group_size, mesh, frozen)
     eval_step = make_eval_step(graphdef, assets, cfg)
     preview = make_preview(graphdef, assets, cfg)
-    dataset = grouped_batches(data_dir, cfg.data.identities_per_batch // hosts, cfg.train.seed,
-                              shard_index=jax.process_index(), shard_count=hosts)
-    eval_data = eval_batches(data_dir, cfg.data.identities_per_batch, cfg.data.eval_split)
+    dataset = grouped_batches(data_dirs, cfg.data.identities_per_batch // hosts, group_size,
+                              cfg.train.seed, shard_index=jax.process_index(),
+                              shard_count=hosts, weights=tuple(cfg.data.mix_weights))
+    eval_data = eval_batches(data_dirs[0], cfg.data.identities_per_batch, group_size,
+                             cfg.data.eval_split)
     batches = batch_iterator(dataset, start, cfg.data.workers)
     images_per_step = cfg.data.identities_per_batch * group_size
     log = MetricsLog(workdir, enabled=chief)
@@ -177,8 +194,9 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
     t_last = time.perf_counter()
 
     def position(step):
-        return {"step": step, "seed": cfg.train.seed, "data_dir": str(data_dir),
-                "identities_per_batch": cfg.data.identities_per_batch}
+        return {"step": step, "seed": cfg.train.seed, "data_dir": str(cfg.data.dir),
+                "identities_per_batch": cfg.data.identities_per_batch,
+                "images_per_identity": group_size}
 
     # The preview rows: the eval split's first images, read once.
     preview_batch = None if eval_data is None else {

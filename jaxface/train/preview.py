@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxface.data.augment import resize_batch
+from jaxface.geometry.framing import frame_batch
 from jaxface.infer.predict import detail_normal_map, predict, render_geometry
 from jaxface.render.overlay import draw_points
 
@@ -16,7 +16,7 @@ def make_preview(graphdef, assets, cfg):
     coarse render | detail render | landmarks (predicted red, given green)."""
 
     def preview(params, stats, batch):
-        batch = resize_batch(batch, cfg.model.image_size)
+        batch = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
         out = predict(graphdef, params, stats, batch, assets, cfg)
         coarse = render_geometry(out, batch["image"], assets, cfg).image
         normals = detail_normal_map(out["vertices"], out["displacement"], assets)

@@ -7,7 +7,8 @@ over a device mesh with ``jax.shard_map`` (pmap's successor) and jit-compiled. W
 the mesh has one entry and the program is the same. Each device's share of the batch holds
 whole identity groups, so the shape/detail consistency swaps stay inside a device.
 
-Stages (DECA's): ``coarse`` trains E_c; ``detail`` trains E_d and F_d with E_c frozen (its
+Stages (DECA's): ``pretrain`` trains E_c on the landmark terms only (no rendering), ``coarse``
+trains E_c on the whole coarse objective; ``detail`` trains E_d and F_d with E_c frozen (its
 BatchNorm in inference mode, no gradient).
 """
 
@@ -22,21 +23,24 @@ import optax
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
-from jaxface.data.augment import augment, resize_batch
+from jaxface.data.augment import augment
 from jaxface.geometry.alignment import aligned_distances
+from jaxface.geometry.framing import frame_batch
 from jaxface.infer.predict import (
     coarse_geometry,
     detail_normal_map,
     neutral_head,
     predict_params,
     render_geometry,
+    shape_only_render,
 )
 from jaxface.losses import coarse_loss, detail_loss
 from jaxface.losses.regularization import parameter_supervision, swap_within_groups
 from jaxface.models import apply
 
 # The parameter subtrees each stage trains.
-STAGES = {"coarse": ("coarse",), "detail": ("detail_encoder", "detail_decoder")}
+STAGES = {"pretrain": ("coarse",), "coarse": ("coarse",),
+          "detail": ("detail_encoder", "detail_decoder")}
 # Batch keys the train step reads (ground truth stays on the host unless loss.ground_truth).
 TRAIN_KEYS = ("image", "landmarks", "mask")
 GROUND_TRUTH_KEYS = ("shape", "expression", "pose")
@@ -75,43 +79,57 @@ def with_trainable(params, sub: dict):
     return out
 
 
-def _coarse_loss_of(geo, p, rendered, batch, cfg, frozen, frozen_state):
+IMAGE_TERMS = ("pixel", "mask", "scl", "identity")   # the coarse terms that need a render
+
+
+def _coarse_loss_of(geo, p, batch, cfg, assets, frozen, frozen_state, batch_scale):
+    """The coarse loss of decoded parameters and their geometry: renders (DECA's face region
+    over the input) only when an image term is on (not in the landmark-only pretraining)."""
     size = cfg.model.image_size
-    ids = {}
-    if frozen.identity is not None:
-        net, state = frozen.identity, frozen_state["identity"]
-        ids = {"identity_image": jax.lax.stop_gradient(net.apply(state, batch["image"])),
-               "identity_rendered": net.apply(state, rendered)}
+    kwargs = {"batch_scale": batch_scale}
+    rendered = batch["image"]
+    if any(cfg.loss[k] for k in IMAGE_TERMS):
+        out = render_geometry(geo, batch["image"], assets, cfg, for_loss=True)
+        rendered = out.image
+        if frozen.identity is not None:
+            net, state = frozen.identity, frozen_state["identity"]
+            seen = (shape_only_render(out, geo["light"], batch["image"])
+                    if cfg.loss.identity_shape_only else out.image)
+            kwargs["identity_image"] = jax.lax.stop_gradient(
+                net.apply(state, batch["image"], batch["landmarks"]))
+            kwargs["identity_rendered"] = net.apply(state, seen, batch["landmarks"])
     # Landmarks in units of the image size (DECA's ndc / 2), so weights do not depend on it.
     return coarse_loss(cfg.loss, batch["image"], rendered, batch["mask"],
-                       geo["landmarks"] / size, batch["landmarks"] / size, p, **ids)
+                       geo["landmarks"] / size, batch["landmarks"] / size, p, **kwargs)
 
 
 def coarse_objective(graphdef, params, batch_stats, batch, assets, cfg, group_size: int,
-                     frozen: FrozenNets, frozen_state):
+                     frozen: FrozenNets, frozen_state, batch_scale: float = 1.0):
     """The coarse loss of a (per-device) batch -> (loss, (metrics, new batch statistics)).
     L_sc: the whole coarse loss again on renders whose shape beta is swapped inside each
-    identity group (only with groups of > 1 image)."""
+    identity group (only with groups of > 1 image). ``batch_scale``: the global batch over
+    this device's (for the batch-summed regulariser). Also the pretraining stage's (its
+    config turns the image terms off, so nothing is rendered)."""
     p, new_stats = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, True)
     geo = coarse_geometry(p, assets, cfg)
-    rendered = render_geometry(geo, batch["image"], assets, cfg).image
-    loss, terms = _coarse_loss_of(geo, p, rendered, batch, cfg, frozen, frozen_state)
+    loss, terms = _coarse_loss_of(geo, p, batch, cfg, assets, frozen, frozen_state,
+                                  batch_scale)
     if cfg.loss.ground_truth:
         terms["ground_truth"] = parameter_supervision(p, batch)
         loss = loss + cfg.loss.ground_truth * terms["ground_truth"]
     if cfg.loss.shape_consistency and group_size > 1:
         swapped = p | {"shape": swap_within_groups(p["shape"], group_size)}
         geo_sc = coarse_geometry(swapped, assets, cfg)
-        rendered_sc = render_geometry(geo_sc, batch["image"], assets, cfg).image
-        terms["shape_consistency"], _ = _coarse_loss_of(geo_sc, swapped, rendered_sc, batch,
-                                                        cfg, frozen, frozen_state)
+        terms["shape_consistency"], _ = _coarse_loss_of(geo_sc, swapped, batch, cfg, assets,
+                                                        frozen, frozen_state, batch_scale)
         loss = loss + cfg.loss.shape_consistency * terms["shape_consistency"]
     return loss, ({"loss": loss, **terms}, new_stats)
 
 
-def _detail_loss_of(geo, displacement, batch, assets, cfg, frozen, frozen_state):
+def _detail_loss_of(geo, displacement, batch, assets, cfg, frozen, frozen_state, batch_scale):
     rendered = render_geometry(geo, batch["image"], assets, cfg,
-                               detail_normal_map(geo["vertices"], displacement, assets)).image
+                               detail_normal_map(geo["vertices"], displacement, assets),
+                               for_loss=True).image
     vgg = {}
     if frozen.vgg is not None:
         net = nnx.merge(frozen.vgg, frozen_state["vgg"])
@@ -119,11 +137,11 @@ def _detail_loss_of(geo, displacement, batch, assets, cfg, frozen, frozen_state)
         vgg = {"vgg_image": jax.lax.stop_gradient(net(batch["image"] * mask)),
                "vgg_rendered": net(rendered * mask)}
     return detail_loss(cfg.loss, batch["image"], rendered, batch["mask"], displacement,
-                       assets.uv_face_mask, **vgg)
+                       assets.uv_face_mask, **vgg, batch_scale=batch_scale)
 
 
 def detail_objective(graphdef, params, batch_stats, batch, assets, cfg, group_size: int,
-                     frozen: FrozenNets, frozen_state):
+                     frozen: FrozenNets, frozen_state, batch_scale: float = 1.0):
     """The detail loss -> (loss, (metrics, new batch statistics)); E_c runs frozen. L_dc: the
     detail loss again with the detail codes swapped inside each identity group."""
     p, _ = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, False)
@@ -134,31 +152,35 @@ def detail_objective(graphdef, params, batch_stats, batch, assets, cfg, group_si
     jaw = p["pose"][:, 3:]
     disp, stats = apply(graphdef, params, stats, "decode_detail", code, p["exp"], jaw,
                         train=True)
-    loss, terms = _detail_loss_of(geo, disp, batch, assets, cfg, frozen, frozen_state)
+    loss, terms = _detail_loss_of(geo, disp, batch, assets, cfg, frozen, frozen_state,
+                                  batch_scale)
     if cfg.loss.detail_consistency and group_size > 1:
         disp_dc, _ = apply(graphdef, params, stats, "decode_detail",
                            swap_within_groups(code, group_size), p["exp"], jaw, train=True)
         terms["detail_consistency"], _ = _detail_loss_of(geo, disp_dc, batch, assets, cfg,
-                                                         frozen, frozen_state)
+                                                         frozen, frozen_state, batch_scale)
         loss = loss + cfg.loss.detail_consistency * terms["detail_consistency"]
     return loss, ({"loss": loss, **terms}, stats)
 
 
-OBJECTIVES = {"coarse": coarse_objective, "detail": detail_objective}
+OBJECTIVES = {"pretrain": coarse_objective, "coarse": coarse_objective,
+              "detail": detail_objective}
 
 
 def prepare_batch(batch: dict, key: jax.Array, first_index: jax.Array, cfg) -> dict:
-    """Resizes to the network's input and, with ``data.augment``, jitters each image with a
-    key from its global index in the batch (so the result does not depend on how the batch
-    is split over devices)."""
-    batch = resize_batch(batch, cfg.model.image_size)
+    """Frames the faces at the network's input: with ``data.augment``, DECA's random crop
+    (and the optional jitters) with a key from each image's global index in the batch (so the
+    result does not depend on how the batch is split over devices); else DECA's test crop."""
+    size = cfg.model.image_size
     if not cfg.data.augment:
-        return batch
+        return frame_batch(batch, size, cfg.data.crop_scale)
     n = batch["image"].shape[0]
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(first_index + jnp.arange(n))
 
     def one(k, image, landmarks, mask):
-        out = augment(k, image[None], landmarks[None], mask[None])
+        out = augment(k, image[None], landmarks[None], mask[None], size,
+                      tuple(cfg.data.crop_scale_range), cfg.data.shift_jitter,
+                      cfg.data.colour_jitter)
         return tuple(x[0] for x in out)
 
     image, landmarks, mask = jax.vmap(one)(keys, batch["image"], batch["landmarks"],
@@ -206,7 +228,7 @@ def make_train_step(graphdef, assets, cfg, group_size: int, mesh: jax.sharding.M
         grad_fn = jax.grad(objective, argnums=(1, 2), has_aux=True)
         (grads, _), (metrics, stats) = grad_fn(graphdef, state.params, state.batch_stats,
                                                batch, assets, cfg, group_size, frozen,
-                                               frozen_state)
+                                               frozen_state, float(mesh.size))
         grads = jax.lax.pmean(trainable(grads, stage), AXIS)
         metrics = jax.lax.pmean(metrics, AXIS)
         stats = jax.lax.pmean(stats, AXIS)
@@ -263,13 +285,13 @@ def abstract_state(params, batch_stats, cfg, stage: str | None = None) -> TrainS
 
 
 def evaluate_batch(graphdef, params, batch_stats, batch, assets, cfg) -> dict:
-    """Per-image errors of the coarse reconstruction (inference mode), jit-able:
+    """Per-image errors of the coarse reconstruction (inference mode) on faces framed with
+    DECA's test crop (``data.crop_scale``), jit-able:
     ``landmark_px`` (mean 2-D landmark distance in pixels of the network's input) and, when
     the batch has synthetic ground truth, ``mesh_mm`` (posed vertices) and ``shape_mm``
     (the neutral head: identity shape only), mean vertex distances after rigid alignment,
     x 1000 (FLAME units are metres)."""
-    size = cfg.model.image_size
-    batch = resize_batch(batch, size)
+    batch = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
     p, _ = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, False)
     geo = coarse_geometry(p, assets, cfg)
     out = {"landmark_px": jnp.mean(jnp.linalg.norm(geo["landmarks"] - batch["landmarks"],

@@ -7,8 +7,15 @@ from array_record.python.array_record_data_source import ArrayRecordDataSource
 from PIL import Image
 
 from jaxface.data.landmarks import NoFaceError
-from jaxface.data.prepare import ImageError, crop_face, prepare, prepared_batches, read_rgb
-from jaxface.data.records import decode_example, shard_paths
+from jaxface.data.prepare import (
+    CONTEXT_SCALE,
+    ImageError,
+    crop_face,
+    prepare,
+    prepared_batches,
+    read_rgb,
+)
+from jaxface.data.records import decode_example, read_info, shard_paths
 
 dlib = pytest.importorskip("dlib", reason="needs the `face` extra (dlib-bin)")
 skimage_data = pytest.importorskip("skimage.data", reason="needs the `face` extra")
@@ -53,15 +60,18 @@ def test_crop_keeps_landmarks_on_their_pixels(photos, detector):
     crop, lmk_crop = crop_face(image, lmk, 224)
     assert crop.shape == (224, 224, 3)
     assert np.all((lmk_crop > 0) & (lmk_crop < 224))
-    # 1.25 x the larger extent spans the crop: the landmarks fill 1 / 1.25 of it.
-    extent = (lmk_crop.max(0) - lmk_crop.min(0)).max()
-    assert extent == pytest.approx(224 / 1.25, rel=1e-4)
+    # DECA's test crop: 1.25 x 1.1 x the landmarks' mean extent spans the crop.
+    extent = np.sum(lmk_crop.max(0) - lmk_crop.min(0)) / 2
+    assert extent == pytest.approx(224 / 1.375, rel=1e-4)
     # A pixel sampled in the crop comes from where the crop's frame maps it in the photo.
     j, i = map(int, lmk_crop[30])
     lo, hi = lmk.min(0), lmk.max(0)
-    side = 1.25 * (hi - lo).max()
+    side = 1.375 * np.sum(hi - lo) / 2
     src = (lo + hi) / 2 - side / 2 + (np.array([j, i]) + 0.5) * side / 224
     np.testing.assert_allclose(crop[i, j], image[int(src[1]), int(src[0])], atol=40)
+    # A training example's wider crop: 2 x the extent, room for DECA's 1.4-1.8 x crops.
+    wide, lmk_wide = crop_face(image, lmk, 256, CONTEXT_SCALE)
+    assert np.sum(lmk_wide.max(0) - lmk_wide.min(0)) / 2 == pytest.approx(128, rel=1e-4)
 
 
 def _write_inputs(folder, photos):
@@ -99,18 +109,21 @@ def test_prepare_reports_bad_inputs_and_keeps_the_rest(tmp_path, detector, photo
     examples = [decode_example(source[i]) for i in range(len(source))]
     assert len(examples) == 6
     for ex in examples:
-        assert ex["image"].shape == (224, 224, 3) and ex["image"].dtype == np.uint8
-        assert ex["mask"].shape == (224, 224, 1) and 0.2 < ex["mask"].mean() < 0.9
-        assert np.all((ex["landmarks"] > 0) & (ex["landmarks"] < 224))
+        assert ex["image"].shape == (256, 256, 3) and ex["image"].dtype == np.uint8
+        assert ex["mask"].shape == (256, 256, 1) and 0.1 < ex["mask"].mean() < 0.9
+        assert np.all((ex["landmarks"] > 0) & (ex["landmarks"] < 256))
     assert sorted({int(e["identity"]) for e in examples}) == [0, 1]
+    # Every usable image is kept, identity by identity (eileen 4, grace 2).
+    assert read_info(tmp_path / "out")["splits"]["train"]["group_sizes"] == [4, 2]
     assert not list((tmp_path / "out").glob("*.partial"))
 
 
-def test_per_identity_groups_and_errors(tmp_path, detector, photos):
+def test_min_images_and_errors(tmp_path, detector, photos):
     _write_inputs(tmp_path / "in", photos)
-    report = prepare(tmp_path / "in", tmp_path / "out", detector, per_identity=3,
+    report = prepare(tmp_path / "in", tmp_path / "out", detector, min_images=3,
                      progress=False)
-    assert len(report["ok"]) == 3  # eileen's first 3 usable images; grace has only 2
+    assert len(report["ok"]) == 4  # all of eileen's 4 usable images; grace has only 2
+    assert read_info(tmp_path / "out")["splits"]["train"]["group_sizes"] == [4]
     assert any("fewer than 3" in why for why in report["failed"].values())
     with pytest.raises(ImageError, match="unreadable"):
         read_rgb(tmp_path / "in" / "grace" / "corrupt.png")

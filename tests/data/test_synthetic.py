@@ -23,8 +23,12 @@ def dataset(tmp_path_factory):
 
 def test_layout_identities_and_determinism(dataset, tmp_path):
     out, info, examples = dataset
-    assert info["splits"]["train"] == {"examples": 9, "shards": 2}
+    assert info["splits"]["train"] == {"examples": 9, "shards": 2, "group_sizes": [3, 3, 3]}
     assert read_info(out)["per_identity"] == 3
+    for e in examples:   # framed by the landmarks: centred, 1 / context_scale of the image
+        lo, hi = e["landmarks"].min(0), e["landmarks"].max(0)
+        np.testing.assert_allclose((lo + hi) / 2, 32.0, atol=1e-3)
+        assert np.sum(hi - lo) / 2 == pytest.approx(64 / SETTINGS.context_scale, rel=1e-4)
     assert [int(e["identity"]) for e in examples] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     for i in range(0, 9, 3):  # beta shared within an identity, different across
         assert all(np.array_equal(examples[i]["shape"], examples[i + k]["shape"]) for k in (1, 2))

@@ -49,17 +49,18 @@ def test_synthetic_builder_holds_the_generators_examples_in_order(synthetic_fold
 
 
 def test_training_batches_read_the_builder_folder(synthetic_folder):
-    ds = grouped_batches(synthetic_folder, identities_per_batch=1, seed=0)
+    ds = grouped_batches(synthetic_folder, identities_per_batch=1, images_per_identity=2,
+                         seed=0)
     batch = ds[0]
     assert batch["image"].shape == (2, 64, 64, 3) and batch["image"].dtype == np.float32
     assert batch["identity"][0] == batch["identity"][1]          # one whole identity group
-    again = grouped_batches(synthetic_folder, identities_per_batch=1, seed=0)[5]
+    again = grouped_batches(synthetic_folder, 1, 2, seed=0)[5]
     np.testing.assert_array_equal(again["image"], ds[5]["image"])   # resume by step
 
 
 def test_no_tensorflow_is_imported(synthetic_folder):
     code = ("import sys; from jaxface.data.pipeline import grouped_batches; "
-            f"b = grouped_batches({str(synthetic_folder)!r}, 1, 0)[0]; "
+            f"b = grouped_batches({str(synthetic_folder)!r}, 1, 2, 0)[0]; "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)
@@ -77,16 +78,19 @@ def test_photo_builders_prepare_identity_folders(builder, sample_photos, tmp_pat
         for i, photo in enumerate(photos):
             shutil.copy(sample_photos / photo, manual / name / f"{i}{photo[-4:]}")
     (manual / "n002" / "broken.jpg").write_bytes(b"not a jpeg")
-    folder = prepare_builder(builder, tmp_path / "tfds", PhotoConfig(name="k2", per_identity=2),
+    folder = prepare_builder(builder, tmp_path / "tfds", PhotoConfig(name="min2", min_images=2),
                              manual_dir=manual)
     info = read_info(folder)
-    assert info["per_identity"] == 2 and info["splits"] == {"train": {"examples": 2}}
+    # Every usable image of the identities with at least 2 kept, their counts recorded.
+    assert info["splits"] == {"train": {"examples": 3, "group_sizes": [3]}}
     source = tfds.builder_from_directory(str(folder)).as_data_source(split="train")
-    for i in range(2):
+    for i in range(3):
         ex = source[i]
-        assert ex["image"].shape == (224, 224, 3) and ex["identity"] == 0
-        assert ex["mask"].shape == (224, 224, 1) and ex["mask"].max() == 1
-        assert np.all((ex["landmarks"] > 0) & (ex["landmarks"] < 224))
+        assert ex["image"].shape == (256, 256, 3) and ex["identity"] == 0
+        assert ex["mask"].shape == (256, 256, 1) and ex["mask"].max() == 1
+        assert np.all((ex["landmarks"] > 0) & (ex["landmarks"] < 256))
+    batch = grouped_batches(folder, 1, 2, seed=0)[0]      # trains with K = 2 of the 3
+    assert batch["image"].shape == (2, 256, 256, 3)
 
 
 def test_photo_builder_without_manual_folder_says_what_to_download(tmp_path):

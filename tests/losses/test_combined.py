@@ -81,7 +81,7 @@ def test_detail_loss_is_the_weighted_sum_of_its_terms(rng, load_config):
     want = (cfg.mrf * id_mrf(feats[1], feats[0])
             + cfg.detail_photometric * face_mask_photometric(image, rendered, mask)
             + cfg.symmetry * soft_symmetry(disp, uv_mask)
-            + cfg.displacement * displacement_l1(disp * uv_mask))
+            + cfg.displacement * displacement_l1(disp))
     np.testing.assert_allclose(float(total), float(want), rtol=1e-5)
     assert set(terms) == {"mrf", "detail_photometric", "symmetry", "displacement"}
 
@@ -102,6 +102,8 @@ def test_dlib_identity_network_under_jit(load_config, rng):
     cfg = load_config("losses").identity
     net = identity_network(cfg)
     images = jnp.asarray(rng.uniform(size=(2, 224, 224, 3)), jnp.float32)
-    emb = jax.jit(net.apply)(net.state, images)
+    landmarks = jnp.asarray(rng.uniform(60, 160, size=(2, 68, 2)), jnp.float32)
+    emb = jax.jit(net.apply)(net.state, images, landmarks)
     assert emb.shape == (2, 128) and np.all(np.isfinite(np.asarray(emb)))
-    np.testing.assert_allclose(np.asarray(emb), np.asarray(net(images)), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(emb), np.asarray(net(images, landmarks)), rtol=1e-4,
+                               atol=1e-5)

@@ -58,7 +58,10 @@ def test_decoder_matches_deca_generator(rng, uv_size, eps):
 
 
 def test_decoder_input_and_size_checks():
-    z = detail_latent(jnp.zeros((2, 128)), jnp.zeros((2, 50)), jnp.zeros((2, 3)))
+    code, exp, jaw = jnp.full((2, 128), 1.0), jnp.full((2, 50), 2.0), jnp.full((2, 3), 3.0)
+    z = np.asarray(detail_latent(code, exp, jaw))
     assert z.shape == (2, 181)
+    # DECA's order: D_detail(cat([pose[:, 3:] (jaw), exp, detail code]))
+    assert (z[:, :3] == 3).all() and (z[:, 3:53] == 2).all() and (z[:, 53:] == 1).all()
     with pytest.raises(ValueError, match="multiple of 32"):
         DetailDecoder(181, 100, rngs=nnx.Rngs(0))

@@ -101,6 +101,50 @@ def test_render_matches_numpy_reference(rng, x64):
     np.testing.assert_allclose(np.asarray(out.uv[0])[clear & hit], pix_uv[clear & hit], atol=1e-9)
 
 
+def test_region_render_matches_numpy_reference(rng, x64):
+    """DECA's render for the losses: the face drawn only where the UV region mask (looked up
+    at each pixel's UV, bilinearly) is on, the input image elsewhere; the region and the
+    coverage are constants, so the outline gets no gradient."""
+    verts, faces, uv = _ball(rng)
+    topo = face_topology(faces, uv, faces, uv_size=32)
+    cam = np.array([rng.uniform(6, 8), *rng.uniform(-0.1, 0.1, 2)])
+    albedo = rng.uniform(size=(16, 16, 3))
+    sh = rng.normal(size=(9, 3)) * 0.3 + np.eye(9, 3)[:, 0:1] * 3
+    background = rng.uniform(size=(H, W, 3))
+    region = (rng.uniform(size=(8, 8, 1)) > 0.4).astype(float)
+
+    def draw(v, c):
+        return render(v, c, jnp.asarray(albedo[None]), jnp.asarray(sh[None]), topo, (H, W),
+                      background=jnp.asarray(background[None]), use_antialias=False,
+                      region_uv_mask=jnp.asarray(region))
+
+    out = draw(jnp.asarray(verts[None]), jnp.asarray(cam[None]))
+    ndc = np.concatenate([cam[0] * verts[:, :2] + cam[1:], cam[0] * verts[:, 2:]], 1)
+    clip = np.concatenate([ndc[:, :1], -ndc[:, 1:2], -ndc[:, 2:] / 10, np.ones((len(ndc), 1))], 1)
+    rast, margin = rasterize_reference(clip, faces, H, W)
+    ids = rast[..., 3].astype(int)
+    lam = np.stack([rast[..., 0], rast[..., 1], 1 - rast[..., 0] - rast[..., 1]], -1)
+    corners = faces[np.maximum(ids - 1, 0)]
+    normals = np.einsum("hwk,hwkc->hwc", lam, _numpy_vertex_normals(verts, faces)[corners])
+    normals /= np.linalg.norm(normals, axis=-1, keepdims=True)
+    pix_uv = np.einsum("hwk,hwkc->hwc", lam, uv[corners])
+    color = _numpy_bilinear_clamp(albedo, pix_uv[..., 0], pix_uv[..., 1]) * _numpy_sh(normals, sh)
+    weight = (ids > 0)[..., None] * _numpy_bilinear_clamp(region, pix_uv[..., 0], pix_uv[..., 1])
+    want = color * weight + background * (1 - weight)
+    clear = margin > 1e-6
+    assert ((weight[..., 0] > 0.99) & clear).mean() > 0.05
+    assert ((weight[..., 0] < 0.01) & (ids > 0) & clear).mean() > 0.05   # face, not region
+    np.testing.assert_allclose(np.asarray(out.image[0])[clear], want[clear], atol=1e-9)
+    np.testing.assert_allclose(np.asarray(out.alpha[0])[clear], weight[clear], atol=1e-9)
+    # No gradient through the region's outline: the coverage is a constant.
+    v, c = jnp.asarray(verts[None]), jnp.asarray(cam[None])
+    dv, dc = jax.grad(lambda v, c: jnp.sum(draw(v, c).alpha), argnums=(0, 1))(v, c)
+    assert np.all(np.asarray(dv) == 0) and np.all(np.asarray(dc) == 0)
+    # ... while the shading inside it still pulls on the geometry.
+    dv = jax.grad(lambda v: jnp.sum(draw(v, c).image))(v)
+    assert np.abs(np.asarray(dv)).max() > 0
+
+
 def test_antialiased_alpha_gives_area_and_scale_gradient(rng, x64):
     """A camera-facing polygon (a triangle fan, every boundary edge a silhouette of a triangle
     larger than a pixel): the antialiased coverage sum(alpha) is its area in pixels, and as the
@@ -174,8 +218,7 @@ def test_render_shape_of_a_camera_facing_square(rng):
 def test_render_config_drives_the_renderer(model, load_config):
     cfg = load_config("render")
     assert resolve_backend(cfg.backend) == "jax"  # no nvdiffrast library or GPU here
-    cfg.uv_size = 16
-    topo = face_topology(model.faces, model.uvs, model.uv_faces, uv_size=cfg.uv_size,
+    topo = face_topology(model.faces, model.uvs, model.uv_faces, uv_size=16,
                          backend=cfg.backend)
     assert topo.uv_size == 16 and not topo.uv_flipped
     cfg.backend = "opengl"

@@ -45,10 +45,11 @@ def main(tmp: str) -> int:
     root = __file__.rsplit("/tests/", 1)[0]
     # Augmentation on: each image's jitter comes from its global index, not its device.
     cfg = load_config([f"--config={root}/configs/synthetic.py", "--config.model.use_grpam=False",
-                       "--config.model.image_size=64", "--config.data.augment=True"])
+                       "--config.model.image_size=64", "--config.data.augment=True",
+                       "--config.data.images_per_identity=2"])
     generate(tmp, identities=4, per_identity=2, seed=1, progress=False,
              settings=SynthSettings(image_size=64, uv_size=64))
-    batch = to_float64(grouped_batches(tmp, 4, seed=0)[0])
+    batch = to_float64(grouped_batches(tmp, 4, 2, seed=0)[0])
     assets = load_assets(cfg)
     assets = assets._replace(model=flame.with_dtype(assets.model, jnp.float64),
                              albedo=to_float64(assets.albedo))

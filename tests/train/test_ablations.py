@@ -30,6 +30,7 @@ def test_ablation_config_trains_two_steps(name, data, tmp_path):
                        f"--config.model.image_size={size}", "--config.model.uv_size=64",
                        "--config.loss.identity=0", f"--config.data.dir={data}",
                        "--config.data.identities_per_batch=1", "--config.data.workers=0",
+                       "--config.data.images_per_identity=2",
                        "--config.train.steps=2", "--config.train.log_every=1"])
     out = train_and_evaluate(cfg, tmp_path, progress=False)
     assert out["step"] == 2 and out["finite"] == 1.0

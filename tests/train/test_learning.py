@@ -33,6 +33,7 @@ def _run(data, workdir, *overrides):
     cfg = load_config([f"--config={CONFIG}", "--config.model.image_size=64",
                        "--config.model.use_grpam=False", f"--config.data.dir={data}",
                        "--config.data.identities_per_batch=4", "--config.data.augment=False",
+                       "--config.data.images_per_identity=2",
                        # Fit what it trains on: a few CPU minutes cannot generalise to new
                        # faces, but every part of the pipeline must move the right way.
                        "--config.data.eval_split=train", "--config.optim.lr=1e-3",

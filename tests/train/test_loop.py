@@ -33,7 +33,8 @@ def data(tmp_path_factory):
 def _args(data, steps):
     return [f"--config={CONFIG}", "--config.model.use_grpam=False",
             "--config.model.image_size=64", f"--config.data.dir={data}",
-            "--config.data.identities_per_batch=1", f"--config.train.steps={steps}",
+            "--config.data.identities_per_batch=1", "--config.data.images_per_identity=2",
+            f"--config.train.steps={steps}",
             "--config.train.checkpoint_every=2", "--config.train.log_every=1"]
 
 
@@ -143,22 +144,70 @@ def test_non_finite_steps_in_a_row_stop_the_run_with_the_last_checkpoint_intact(
     assert [r["finite"] for r in rows if r["kind"] == "train"] == [0.0, 0.0, 0.0]
 
 
+def _planted_vgg19(path, rng):
+    """Random VGG19 weights in torchvision's features layout (as vgg19-dcbb9e9d.pth has)."""
+    from flax import nnx
+
+    from jaxface.losses.nets.vgg19 import VGG19Features
+
+    net = VGG19Features("relu4_2", rngs=nnx.Rngs(int(rng.integers(1000))))
+    arrays = {}
+    for index, conv in zip(net.conv_indices, net.convs, strict=True):
+        kernel = np.asarray(conv.kernel[...])
+        arrays[f"features.{index}.weight"] = kernel.transpose(3, 2, 0, 1)
+        arrays[f"features.{index}.bias"] = np.asarray(conv.bias[...])
+    np.savez(path, **arrays)
+    return path
+
+
 @pytest.mark.slow
-def test_detail_stage_starts_from_the_coarse_run(data, tmp_path):
-    """train.init_from: the detail run restores the coarse run's parameters (its optimizer
-    state has the coarse stage's structure) and trains only E_d and F_d from there."""
-    coarse_dir, detail_dir = tmp_path / "coarse", tmp_path / "detail"
-    train_and_evaluate(load_config(_args(data, 2)), coarse_dir, progress=False)
+def test_pretrain_coarse_detail_chain(data, tmp_path, rng):
+    """DECA's three stages through train.init_from: the landmark-only pretraining (nothing
+    rendered), the coarse stage from its E_c, the detail stage from the coarse E_c with the
+    paper's ID-MRF on planted VGG19 weights; each stage trains only its own parts."""
+    pre_dir, coarse_dir, detail_dir = tmp_path / "pre", tmp_path / "coarse", tmp_path / "detail"
+
+    def args(config, steps):
+        return [a.replace(str(CONFIG), str(ROOT / "configs" / config)) for a in
+                _args(data, steps)]
+
+    pre = train_and_evaluate(load_config(args("synthetic_pretrain.py", 2) + [
+        "--config.data.identities_per_batch=2"]), pre_dir, progress=False)
+    assert pre["step"] == 2 and {"landmark", "eye", "reg"} <= set(pre)
+    assert not {"pixel", "mask", "scl", "shape_consistency"} & set(pre)
+    pretrained = restore_state(pre_dir, None)
+    # Another seed: from scratch this run's E_c would start elsewhere.
+    out = train_and_evaluate(load_config(_args(data, 2) + [
+        f"--config.train.init_from={pre_dir}", "--config.train.seed=1"]), coarse_dir,
+        progress=False)
+    assert out["step"] == 2 and {"pixel", "shape_consistency"} <= set(out)
     coarse = restore_state(coarse_dir, None)
-    detail_cfg = ROOT / "configs" / "synthetic_detail.py"
-    args = [a.replace(str(CONFIG), str(detail_cfg)) for a in _args(data, 1)]
-    out = train_and_evaluate(load_config(args + [f"--config.train.init_from={coarse_dir}",
-                                                 "--config.loss.mrf=0"]),
-                             detail_dir, progress=False)
-    assert out["step"] == 1 and out["finite"] == 1.0
+    # Started from the pretrained E_c: two Adam steps move each weight by at most ~2 lr.
+    moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(coarse["params"]["coarse"]),
+                                                 jax.tree.leaves(pretrained["params"]["coarse"]),
+                                                 strict=True)]
+    assert max(moved) < 3e-4
+    vgg = _planted_vgg19(tmp_path / "vgg19.npz", rng)
+    out = train_and_evaluate(load_config(args("synthetic_detail.py", 1) + [
+        f"--config.train.init_from={coarse_dir}", "--config.loss.mrf=5e-2",
+        f"--config.perceptual.vgg19_path={vgg}"]), detail_dir, progress=False)
+    assert out["step"] == 1 and out["finite"] == 1.0 and np.isfinite(out["mrf"])
+    assert out["mrf"] > 0
     detail = restore_state(detail_dir, None)
     jax.tree.map(np.testing.assert_array_equal, detail["params"]["coarse"],
                  coarse["params"]["coarse"])
     changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), detail["params"]["detail_decoder"],
                            coarse["params"]["detail_decoder"])
     assert any(jax.tree.leaves(changed))
+
+
+def test_detail_stage_without_vgg19_weights_stops_before_training(data, tmp_path, capsys):
+    """ID-MRF is the paper's main detail loss: without the VGG19 file the run names it and
+    stops before building anything."""
+    detail = ROOT / "configs" / "detail.py"
+    code = main(["train", f"--config={detail}", f"--config.data.dir={data}",
+                 "--config.train.init_from=nowhere", f"--workdir={tmp_path / 'w'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "loss.mrf > 0 (ID-MRF) needs perceptual.vgg19_path" in err
+    assert "vgg19-dcbb9e9d.pth" in err and not (tmp_path / "w" / "checkpoints").exists()

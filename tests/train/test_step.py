@@ -11,6 +11,7 @@ from flax import nnx
 
 from jaxface.data.pipeline import grouped_batches
 from jaxface.data.synthetic import SynthSettings, generate
+from jaxface.geometry.framing import frame_batch
 from jaxface.infer.predict import coarse_geometry, predict_params
 from jaxface.models import build_network
 from jaxface.models.network import sync_batch_norm
@@ -43,7 +44,7 @@ def setup(tmp_path_factory):
     data = tmp_path_factory.mktemp("synth")
     generate(data, identities=2, per_identity=2, seed=0, progress=False,
              settings=SynthSettings(image_size=64, uv_size=64, occluder_prob=0.0))
-    batch = grouped_batches(data, 2, seed=0)[0]
+    batch = grouped_batches(data, 2, 2, seed=0)[0]
     assets = load_assets(cfg)
     net = sync_batch_norm(build_network(cfg.model, assets.sizes), AXIS)
     graphdef, params, stats = nnx.split(net, nnx.Param, nnx.BatchStat)
@@ -61,6 +62,7 @@ def _fresh_state(params, stats, cfg):
 
 def test_coarse_step_lowers_the_loss_on_a_batch(setup):
     cfg, batch, assets, graphdef, params, stats = setup
+    cfg = small_config("--config.optim.lr=5e-4")   # a clear descent within 16 steps
     mesh = data_mesh(jax.devices()[:1])
     step = make_train_step(graphdef, assets, cfg, 2, mesh)
     state = _fresh_state(params, stats, cfg)
@@ -139,18 +141,20 @@ def test_a_non_finite_step_is_not_applied(setup):
 
 def test_eval_step_reports_the_errors_of_its_predictions(setup):
     cfg, batch, assets, graphdef, params, stats = setup
-    jbatch = jax.tree.map(jnp.asarray, batch)
-    out = jax.device_get(make_eval_step(graphdef, assets, cfg)(params, stats, jbatch))
+    out = jax.device_get(make_eval_step(graphdef, assets, cfg)(
+        params, stats, jax.tree.map(jnp.asarray, batch)))
+    jbatch = frame_batch(jax.tree.map(jnp.asarray, batch), 64, cfg.data.crop_scale)
     assert set(out) == {"landmark_px", "mesh_mm", "shape_mm"}
     p, _ = predict_params(graphdef, params, stats, jbatch, cfg, assets.sizes, False)
     geo = coarse_geometry(p, assets, cfg)
     expected = np.mean(np.linalg.norm(np.asarray(geo["landmarks"], np.float64)
-                                      - batch["landmarks"], axis=-1), axis=-1)
+                                      - np.asarray(jbatch["landmarks"]), axis=-1), axis=-1)
     np.testing.assert_allclose(out["landmark_px"], expected, rtol=1e-4)
     assert np.all(out["mesh_mm"] > 0) and np.all(out["shape_mm"] > 0)
     rows = np.asarray(make_preview(graphdef, assets, cfg)(params, stats, jbatch))
     assert rows.shape == (4, 64, 4 * 64, 3) and 0.0 <= rows.min() and rows.max() <= 1.0
-    np.testing.assert_allclose(rows[:, :, :64], batch["image"], atol=1e-6)
+    framed = frame_batch(jbatch, 64, cfg.data.crop_scale)   # the test crop, as evaluated
+    np.testing.assert_allclose(rows[:, :, :64], np.asarray(framed["image"]), atol=1e-6)
 
 
 @pytest.mark.slow
@@ -191,6 +195,7 @@ def test_coarse_step_runs_the_nvdiffrast_backend_inside_shard_map(setup, monkeyp
     from tests.render.nvdr_stand_ins import stand_in_kernel
 
     cfg, batch, assets, graphdef, params, stats = setup
+    cfg = small_config("--config.render.antialias=True")     # all four primitives
     mesh = data_mesh(jax.devices()[:1])
     want_state, want = make_train_step(graphdef, assets, cfg, 2, mesh)(
         _fresh_state(params, stats, cfg), shard_batch(batch, mesh), None)
@@ -202,7 +207,7 @@ def test_coarse_step_runs_the_nvdiffrast_backend_inside_shard_map(setup, monkeyp
 
     monkeypatch.setattr(ops, "kernel_call", counting)
     monkeypatch.setattr("jaxface.render.backend.nvdiffrast_unavailable_reason", lambda: None)
-    nvdr_cfg = small_config("--config.render.backend=nvdiffrast")
+    nvdr_cfg = small_config("--config.render.backend=nvdiffrast", "--config.render.antialias=True")
     got_state, got = make_train_step(graphdef, assets, nvdr_cfg, 2, mesh)(
         _fresh_state(params, stats, nvdr_cfg), shard_batch(batch, mesh), None)
     assert set(ops.TARGETS) <= set(calls)  # forward and backward of all four primitives

@@ -1,0 +1,68 @@
+"""dlib's aligned face chip in JAX against dlib's own ``get_face_chip`` on real photos."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+dlib = pytest.importorskip("dlib", reason="needs the `face` extra (dlib-bin)")
+skimage_data = pytest.importorskip("skimage.data", reason="needs the `face` extra")
+
+from jaxface.losses.nets.dlib_chip import chip_fit_matrix, extract_chips  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def photos():
+    from matplotlib import cbook
+    from PIL import Image
+
+    from jaxface.data.landmarks import landmark_backend
+
+    detector = landmark_backend("dlib")
+    with cbook.get_sample_data("grace_hopper.jpg") as f:
+        hopper = np.asarray(Image.open(f).convert("RGB"))
+    images = {"astronaut": skimage_data.astronaut(), "hopper": hopper}
+    return {name: (image, detector(image).landmarks) for name, image in images.items()}
+
+
+def _dlib_chip(image, landmarks_dlib):
+    det = dlib.full_object_detection(
+        dlib.rectangle(0, 0, 1, 1), [dlib.point(int(x), int(y)) for x, y in landmarks_dlib])
+    return dlib.get_face_chip(image, det, size=150, padding=0.25)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "hopper"])
+def test_chips_are_dlibs_chips(photos, rng, name):
+    """The same pixels as dlib's chip (dlib rounds to uint8: within one level), also for the
+    face moved, turned and scaled by a random similarity (the fit is in closed form, no
+    neighbourhood of a base shape)."""
+    image, landmarks = photos[name]
+    points = np.round(landmarks - 0.5)                  # dlib's integer landmark convention
+    got = np.asarray(extract_chips(jnp.asarray(image[None], jnp.float32),
+                                   jnp.asarray(points[None] + 0.5, jnp.float32),
+                                   jnp.asarray(chip_fit_matrix())))[0]
+    np.testing.assert_allclose(got, _dlib_chip(image, points), atol=1.01)
+    # A random similarity of the whole photo (landmarks and image together).
+    angle, scale = rng.uniform(-0.4, 0.4), rng.uniform(0.8, 1.3)
+    h, w = image.shape[:2]
+    turn = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = np.array([w, h]) / 2
+    moved = np.round((points - centre) @ turn.T + centre + rng.uniform(-20, 20, 2))
+    got = np.asarray(extract_chips(jnp.asarray(image[None], jnp.float32),
+                                   jnp.asarray(moved[None] + 0.5, jnp.float32),
+                                   jnp.asarray(chip_fit_matrix())))[0]
+    np.testing.assert_allclose(got, _dlib_chip(image, moved), atol=1.01)
+
+
+def test_chips_are_differentiable_in_the_image(photos, rng):
+    image, landmarks = photos["astronaut"]
+    fit = jnp.asarray(chip_fit_matrix())
+    weights = jnp.asarray(rng.normal(size=(1, 150, 150, 3)), jnp.float32)
+
+    def loss(img):
+        return jnp.sum(extract_chips(img, jnp.asarray(landmarks[None]), fit) * weights)
+
+    grad = np.asarray(jax.jit(jax.grad(loss))(jnp.asarray(image[None], jnp.float32)))
+    assert np.isfinite(grad).all()
+    # Linear in the image: the gradient is where the chip samples (the face), zero far away.
+    assert np.abs(grad[0, :40, :40]).max() == 0 and np.abs(grad).sum() > 0
