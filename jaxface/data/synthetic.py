@@ -109,15 +109,24 @@ def render_scenes(model: flame.FlameModel, albedo_model: flame.AlbedoModel, topo
     b = scale.shape[0]
     background = jax.image.resize(scenes["background"], (b, size, size, 3), "bicubic")
     # The pure-JAX renderer on every machine, so the embedded dataset is the same everywhere.
-    rendered = render(out.vertices, cam, albedo, scenes["light"], topology, (size, size),
+    def draw(light):
+        return render(out.vertices, cam, albedo, light, topology, (size, size),
                       background=jnp.clip(background, 0.0, 1.0), backend="jax")
+
+    # Exposure: the light scaled so that no face pixel saturates (the colour is linear in
+    # the light), so the stored image is exactly the model's render, not clipped at 1.
+    first = draw(scenes["light"])
+    covered = first.rast[..., 3:] > 0
+    brightest = jnp.max(jnp.where(covered, first.albedo * first.shading, 0.0), axis=(1, 2, 3))
+    light = scenes["light"] * jnp.minimum(1.0, 0.98 / jnp.maximum(brightest, 1e-6))[:, None, None]
+    rendered = draw(light)
     landmarks = project_landmarks(out.landmarks3d, cam, (size, size))
     face = polygon_mask(landmark_hull(landmarks), size, size) * (rendered.alpha > 0.5)
     occluder = _occluder_masks(scenes["occluder"], landmarks, size)
     colour = scenes["occluder"][:, None, None, 6:9]
     image = jnp.clip(rendered.image, 0.0, 1.0) * (1 - occluder) + colour * occluder
     return {"image": image, "landmarks": landmarks, "mask": face * (1 - occluder),
-            "cam": cam, "vertices": out.vertices, "occluder_mask": occluder}
+            "cam": cam, "light": light, "vertices": out.vertices, "occluder_mask": occluder}
 
 
 def synthetic_examples(model, albedo_model, topology, seed: int, first_identity: int,
@@ -144,7 +153,7 @@ def synthetic_examples(model, albedo_model, topology, seed: int, first_identity:
                 "expression": sc["expression"].astype(np.float32),
                 "pose": sc["pose"].astype(np.float32),
                 "albedo": sc["albedo"].astype(np.float32),
-                "light": sc["light"].astype(np.float32),
+                "light": out["light"][j].astype(np.float32),
                 "cam": out["cam"][j].astype(np.float32),
                 "vertices": out["vertices"][j].astype(np.float32),
             }

@@ -4,7 +4,8 @@
       config.json      the run's resolved config; face_model points at face_model.npz here
       variables.npz    the network's parameters ("params/...") and BatchNorm statistics
                        ("batch_stats/..."), float32, keyed by their path in the network
-      face_model.npz   the FLAME-format head and albedo space the network was trained with
+      face_model.npz   the FLAME-format head, albedo space and UV regions (DECA's masks, fixed
+                       displacement) the network was trained with
       manifest.json    inputs, outputs, files, the run and step it came from, versions
       *.jaxexport      the serialized inference function (:mod:`jaxface.export.serialized`)
       README.md        how to run it with jax alone
@@ -28,7 +29,7 @@ from flax import nnx
 from jaxface import flame
 from jaxface.assets import AssetError
 from jaxface.models import build_network
-from jaxface.train.assets import FaceAssets, load_assets
+from jaxface.train.assets import UV_REGION_KEYS, FaceAssets, load_assets
 from jaxface.train.checkpoint import restore_state
 from jaxface.train.step import abstract_state
 
@@ -141,10 +142,12 @@ def write_model(out: str | os.PathLike, cfg, assets: FaceAssets, params, batch_s
     np.savez(tmp / VARIABLES, **flatten_variables(params, batch_stats))
     flame.save_flame_npz(tmp / FACE_MODEL, assets.model,
                          {"albedo_mean": np.asarray(assets.albedo.mean),
-                          "albedo_basis": np.asarray(assets.albedo.basis)})
+                          "albedo_basis": np.asarray(assets.albedo.basis),
+                          **{k: np.asarray(getattr(assets, k)) for k in UV_REGION_KEYS}})
     cfg = ml_collections.ConfigDict(cfg.to_dict())
     cfg.face_model.flame_path = FACE_MODEL
-    for key in ("landmark_embedding_path", "uv_template_path", "albedo_path"):
+    for key in ("landmark_embedding_path", "uv_template_path", "albedo_path",
+                "uv_face_eye_mask_path", "uv_face_mask_path", "fixed_displacement_path"):
         cfg.face_model[key] = None
     cfg.face_model.n_albedo = int(assets.albedo.basis.shape[-1])
     (tmp / CONFIG).write_text(cfg.to_json_best_effort(indent=2))

@@ -142,10 +142,6 @@ def render(vertices_BxVx3: jax.Array, cam_Bx3: jax.Array, albedo_uv_BxSxSx3: jax
     mask = (rast[..., 3:] > 0).astype(vertices_BxVx3.dtype)
     normals_v = vertex_normals(vertices_BxVx3, topology.faces)
     uv, _ = interpolate(topology.uv_coords, rast, topology.uv_faces, backend=backend)
-    if region_uv_mask is not None:
-        region = _lookup_uv_image(region_uv_mask[None].astype(mask.dtype),
-                                  jax.lax.stop_gradient(uv), backend)
-        mask = jax.lax.stop_gradient(mask * region)
     if detail_normals_uv is None:
         normals, _ = interpolate(normals_v, rast, topology.faces, backend=backend)
     else:
@@ -155,8 +151,12 @@ def render(vertices_BxVx3: jax.Array, cam_Bx3: jax.Array, albedo_uv_BxSxSx3: jax
     shading = sh_shading(normals, sh_Bx9x3) * mask
     if background is None:
         background = jnp.zeros_like(albedo)
-    image = albedo * shading + background * (1.0 - mask)
     alpha = mask
+    if region_uv_mask is not None:
+        region = _lookup_uv_image(region_uv_mask[None].astype(mask.dtype), uv, backend)
+        alpha = jax.lax.stop_gradient(mask * region)
+    # albedo and shading are 0 off the mesh, so the region only weighs covered pixels.
+    image = albedo * shading * alpha + background * (1.0 - alpha)
     if use_antialias:
         both = antialias(jnp.concatenate([image, alpha], -1), rast, pos, topology.faces,
                          topology.opposite, backend=backend)

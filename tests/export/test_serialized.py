@@ -44,6 +44,15 @@ def test_model_folder_contents(tiny_model):
         assert not any("opt" in k or k.endswith("/mu") for k in v.files)
 
 
+def test_model_folder_keeps_the_runs_uv_regions(tiny_run, tiny_model):
+    """The face-and-eye and face masks and the fixed displacement travel with the model."""
+    run_assets = load_run(tiny_run, "last")[1]
+    model_assets = load_model(tiny_model).assets
+    for key in ("uv_face_eye_mask", "uv_face_mask", "fixed_displacement"):
+        np.testing.assert_array_equal(np.asarray(getattr(model_assets, key)),
+                                      np.asarray(getattr(run_assets, key)), err_msg=key)
+
+
 @pytest.mark.parametrize("name,batch", [("infer_batch_2.jaxexport", 2),
                                         ("infer_batch_any.jaxexport", 3)])
 def test_exported_function_matches_the_training_model(tiny_run, tiny_model, rng, name, batch):

@@ -134,3 +134,27 @@ def test_bad_weight_files_say_what_is_wrong(rng, tmp_path):
     sd["layer3.2.bn2.running_var"] = np.ones(7, np.float32)
     with pytest.raises(AssetError, match=r"'layer3.2.bn2.running_var' has shape \(7,\)"):
         load_torchvision_resnet50(net, sd)
+
+
+def test_imagenet_initialisation_fills_both_encoders(rng, tmp_path, load_config):
+    """model.imagenet_weights: E_c's and E_d's ResNet50s start from torchvision's weights (the
+    prior channels' extra filters at zero); the rest keeps its initialisation."""
+    from jaxface.models import build_network, param_sizes
+    from jaxface.models.torchvision import initialize_from_imagenet
+
+    ref = _random_torch_resnet(rng)
+    sd = {k: v.numpy() for k, v in ref.state_dict().items()}
+    np.savez(tmp_path / "resnet50.npz", **sd)
+    cfg = load_config("model")
+    cfg.image_size, cfg.use_grpam = 64, False
+    net = build_network(cfg, param_sizes())
+    head_before = np.asarray(net.coarse.head.fc1.kernel[...]).copy()
+    initialize_from_imagenet(net, tmp_path / "resnet50.npz")
+    want = sd["layer3.2.conv2.weight"].transpose(2, 3, 1, 0)
+    for backbone in (net.coarse.backbone, net.detail_encoder.backbone):
+        np.testing.assert_allclose(np.asarray(backbone.layer3[2].conv2.kernel[...]), want)
+        np.testing.assert_allclose(np.asarray(backbone.bn1.mean[...]), sd["bn1.running_mean"])
+    conv1 = np.asarray(net.coarse.backbone.conv1.kernel[...])
+    np.testing.assert_allclose(conv1[:, :, :3], sd["conv1.weight"].transpose(2, 3, 1, 0))
+    assert conv1.shape[2] == 5 and np.all(conv1[:, :, 3:] == 0)     # landmark + mask channels
+    np.testing.assert_array_equal(np.asarray(net.coarse.head.fc1.kernel[...]), head_before)
