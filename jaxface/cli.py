@@ -9,6 +9,7 @@
     jaxface train --config=configs/synthetic.py [--config.train.steps=500]   # coarse training
     jaxface export --workdir runs/train --out model/     # inference params + jax.export
     jaxface reconstruct --model model/ photo.jpg photos/ --out results/   # meshes + pictures
+    jaxface fit photo.jpg photos/ --out results/   # analysis-by-synthesis per face, no network
     jaxface now-predict --model model/ --now NoW_Dataset --out runs/now_pred   # NoW layout
     jaxface evaluate-now --now NoW_Dataset --predictions runs/now_pred --out runs/now_eval
     jaxface build-nvdiffrast [--arch 80,90]   # the nvdiffrast backend's CUDA library (nvcc)
@@ -167,6 +168,51 @@ def _reconstruct(args) -> int:
     return 0 if n else 1
 
 
+FIT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "fit.py"
+
+
+def _fit(args) -> int:
+    from jaxface.configs import load_config
+    from jaxface.infer.fit import FitError, fit_dataset, fit_photos
+
+    config_args = list(args.config_args)
+    if not any(a.startswith("--config=") for a in config_args):
+        if not FIT_CONFIG.is_file():
+            raise ConfigError("no --config=PATH given and no configs/fit.py next to the "
+                              "package (e.g. --config=configs/fit.py)")
+        config_args.insert(0, f"--config={FIT_CONFIG}")
+    if args.steps is not None:
+        config_args.append(f"--config.fit.photometric_steps={args.steps}")
+    cfg = load_config(config_args)
+    if bool(args.data) == bool(args.inputs):
+        print("jaxface fit: error: give photos/folders or --data DIR (not both)",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.data:
+            s = fit_dataset(args.data, args.out, cfg, args.split, args.images,
+                            cfg.fit.batch_size)
+            print(f"fitted {s['images']} {args.split} images of {args.data} in "
+                  f"{s['seconds']:.0f} s; mean face -> fit: " + ", ".join(
+                      f"{k} {s['mean_face'][k]:.3f} -> {s['fit'][k]:.3f}" for k in s["fit"])
+                  + f"; see {args.out}/summary.json")
+            return 0
+    except FitError as e:
+        print(f"jaxface fit: error: {e}", file=sys.stderr)
+        return 2
+    from jaxface.data.landmarks import landmark_backend
+    from jaxface.export.model_dir import load_model
+
+    model = load_model(args.model) if args.model else None
+    report = fit_photos(args.inputs, args.out, landmark_backend(args.landmarks), cfg, model,
+                        cfg.fit.batch_size)
+    _print_skipped(report["failed"])
+    n = len(report["ok"])
+    print(f"fitted {n} face(s) into {args.out} in {report['seconds']:.1f} s, skipped "
+          f"{len(report['failed'])} (see {args.out}/report.json)")
+    return 0 if n else 1
+
+
 def _now_predict(args) -> int:
     from jaxface.data.landmarks import landmark_backend
     from jaxface.eval.now_benchmark import predict_now
@@ -302,6 +348,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--size", type=int, default=224, help="crop side in pixels")
     p.set_defaults(run=_reconstruct)
+
+    p = sub.add_parser(
+        "fit", help="analysis-by-synthesis: fit FLAME, albedo, light and camera per face",
+        description="Optimises each face's parameters against the coarse objective (landmarks "
+                    "first, then the photometric terms); writes reconstruct's files and the "
+                    "loss curves. The schedule and weights are configs/fit.py (default), "
+                    "overridable with --config.FIELD=VALUE.")
+    p.add_argument("inputs", nargs="*", help="photos and/or folders of photos")
+    p.add_argument("--out", required=True, help="output folder (one sub-folder per face)")
+    p.add_argument("--model", default=None,
+                   help="a model folder from `jaxface export`: start from its prediction "
+                        "(default: the mean face)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps of the photometric stage (fit.photometric_steps)")
+    p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
+                   help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
+                        "checkpoints)")
+    p.add_argument("--data", default=None,
+                   help="instead of photos: a dataset folder (jaxface synth/prepare) whose "
+                        "split is fitted and, with ground truth, scored")
+    p.add_argument("--split", default="val", help="the --data split (default val)")
+    p.add_argument("--images", type=int, default=32, help="--data images to fit (default 32)")
+    p.set_defaults(run=_fit, config_args=True)
 
     p = sub.add_parser("now-predict",
                        help="run a model on NoW's photos, writing the official layout")

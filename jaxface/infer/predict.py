@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from jaxface import flame
 from jaxface.geometry import vertex_normals
+from jaxface.geometry.alignment import aligned_distances
 from jaxface.geometry.framing import resize_batch
 from jaxface.models import (
     apply,
@@ -110,23 +111,53 @@ def predict(graphdef, params, batch_stats, batch: dict, assets, cfg) -> dict[str
     (B, H, W, 1) of square crops (``jaxface prepare``'s); resized to the network's input here,
     and ``landmarks2d`` is returned in the given crop's pixels. jit-able.
     """
-    size = batch["image"].shape[1]
     net_batch = resize_batch(batch, cfg.model.image_size)
     p, _ = predict_params(graphdef, params, batch_stats, net_batch, cfg, assets.sizes, False)
-    geo = coarse_geometry(p, assets, cfg)
     code, _ = apply(graphdef, params, batch_stats, "encode_detail", net_batch["image"],
                     train=False)
     disp, _ = apply(graphdef, params, batch_stats, "decode_detail", code, p["exp"],
                     p["pose"][:, 3:], train=False)
+    return outputs_of_params(p, assets, cfg, batch["image"].shape[1], disp) | {
+        "detail_code": code}
+
+
+def outputs_of_params(p: dict, assets, cfg, size: int, displacement_BxSxSx1=None) -> dict:
+    """:data:`OUTPUTS` (but ``detail_code``) of decoded coarse parameters ``p`` and F_d's
+    displacement (None: none, only the fixed displacement), ``landmarks2d`` in pixels of a
+    ``size`` crop: :func:`predict`'s, and ``jaxface fit``'s."""
+    geo = coarse_geometry(p, assets, cfg)
     neutral = neutral_head(assets.model, p["shape"])
+    displacement = assets.fixed_displacement[None] * jnp.ones_like(p["shape"][:, :1, None, None])
+    if displacement_BxSxSx1 is not None:
+        displacement = displacement + displacement_BxSxSx1 * assets.uv_face_eye_mask
     return {"shape": p["shape"], "exp": p["exp"], "pose": p["pose"], "tex": p["tex"],
-            "cam": geo["cam"], "light": geo["light"], "detail_code": code,
+            "cam": geo["cam"], "light": geo["light"],
             "vertices": geo["vertices"], "neutral_vertices": neutral.vertices,
             "neutral_landmarks3d": neutral.landmarks3d,
             "landmarks3d": geo["landmarks3d"],
             "landmarks2d": geo["landmarks"] * (size / cfg.model.image_size),
-            "albedo": geo["albedo"],
-            "displacement": disp * assets.uv_face_eye_mask + assets.fixed_displacement}
+            "albedo": geo["albedo"], "displacement": displacement}
+
+
+def ground_truth_errors(model: flame.FlameModel, vertices_BxVx3, shape_BxS, batch: dict
+                        ) -> dict[str, jax.Array]:
+    """Per-image 3-D errors (mm; FLAME units are metres) against a batch's synthetic ground
+    truth, where it has it: ``mesh_mm`` (posed vertices) and ``shape_mm`` (the neutral head,
+    identity only), mean vertex distances after a rigid alignment, and ``*_sim_mm`` after a
+    similarity (with scale: a weak-perspective camera cannot see a head's absolute size, so
+    this is the headline error, as NoW's non-metrical protocol)."""
+    out = {}
+    pairs = {}
+    if "vertices" in batch and batch["vertices"].shape[1:] == vertices_BxVx3.shape[1:]:
+        pairs["mesh"] = (vertices_BxVx3, batch["vertices"])
+    if "shape" in batch and batch["shape"].shape[-1] == shape_BxS.shape[-1]:
+        pairs["shape"] = (neutral_head(model, shape_BxS).vertices,
+                          neutral_head(model, batch["shape"]).vertices)
+    for name, (pred, true) in pairs.items():
+        out[f"{name}_mm"] = 1000 * jnp.mean(aligned_distances(pred, true), axis=-1)
+        out[f"{name}_sim_mm"] = 1000 * jnp.mean(aligned_distances(pred, true, with_scale=True),
+                                                axis=-1)
+    return out
 
 
 def neutral_head(model: flame.FlameModel, shape_BxS: jax.Array) -> flame.FlameOutput:

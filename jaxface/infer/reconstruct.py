@@ -51,26 +51,33 @@ def find_photos(inputs) -> list[pathlib.Path]:
 
 def make_reconstruct_step(model: LoadedModel, size: int):
     """-> jit ``step(params, batch_stats, batch) -> dict``: :func:`predict`'s outputs plus
-    the renders at the crop's ``size`` and the detail surface's UV position map."""
+    :func:`with_views`."""
     cfg, assets = model.cfg, model.assets
-    top, res = assets.topology, (size, size)
 
     def step(params, stats, batch):
         out = predict(model.graphdef, params, stats, batch, assets, cfg)
-        normals = detail_normal_map(out["vertices"], out["displacement"], assets)
-        positions, _ = detail_surface(out["vertices"], out["displacement"], assets)
-        # Detected landmarks green, the reconstruction's red.
-        marks = draw_points(batch["image"], batch["landmarks"], (0.2, 1.0, 0.2))
-        marks = draw_points(marks, out["landmarks2d"], (1.0, 0.2, 0.2))
-        return out | {
-            "coarse_shape": render_shape(out["vertices"], out["cam"], top, res,
-                                         backend=cfg.render.backend),
-            "detail_shape": render_shape(out["vertices"], out["cam"], top, res, normals,
-                                         backend=cfg.render.backend),
-            "overlay": render_geometry(out, batch["image"], assets, cfg, normals, size).image,
-            "landmark_image": marks, "detail_positions": positions}
+        return with_views(out, batch, assets, cfg, size)
 
     return jax.jit(step)
+
+
+def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:
+    """``out`` (:data:`~jaxface.infer.predict.OUTPUTS`) plus what :func:`write_face` draws and
+    meshes: the shape renders, the overlay, the landmark picture at the crop's ``size`` and
+    the detail surface's UV position map. jit-able."""
+    top, res = assets.topology, (size, size)
+    normals = detail_normal_map(out["vertices"], out["displacement"], assets)
+    positions, _ = detail_surface(out["vertices"], out["displacement"], assets)
+    # Detected landmarks green, the reconstruction's red.
+    marks = draw_points(batch["image"], batch["landmarks"], (0.2, 1.0, 0.2))
+    marks = draw_points(marks, out["landmarks2d"], (1.0, 0.2, 0.2))
+    return out | {
+        "coarse_shape": render_shape(out["vertices"], out["cam"], top, res,
+                                     backend=cfg.render.backend),
+        "detail_shape": render_shape(out["vertices"], out["cam"], top, res, normals,
+                                     backend=cfg.render.backend),
+        "overlay": render_geometry(out, batch["image"], assets, cfg, normals, size).image,
+        "landmark_image": marks, "detail_positions": positions}
 
 
 def _crop_to_photo(points_Nx2: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
@@ -78,11 +85,11 @@ def _crop_to_photo(points_Nx2: np.ndarray, crop: np.ndarray, size: int) -> np.nd
     return points_Nx2 * (side / size) + np.array([cx - side / 2, cy - side / 2])
 
 
-def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, model: LoadedModel,
+def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets, cfg,
                size: int) -> dict:
-    """The files of one face (the module docstring); returns its JSON record."""
+    """The files of one face (the module docstring) from :func:`with_views`' outputs for it;
+    returns its JSON record."""
     folder.mkdir(parents=True, exist_ok=True)
-    assets, cfg = model.assets, model.cfg
     top = assets.topology
     texture = f"{name}_albedo.png"
     write_png(folder / texture, out["albedo"])
@@ -99,7 +106,7 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, model:
     write_png(folder / f"{name}_vis.png", np.concatenate(
         [image, out["landmark_image"], out["coarse_shape"], out["detail_shape"],
          out["overlay"]], axis=1))
-    record = {k: np.asarray(out[k]).tolist() for k in PARAM_KEYS}
+    record = {k: np.asarray(out[k]).tolist() for k in PARAM_KEYS if k in out}
     record.update({
         "landmarks2d_crop": out["landmarks2d"].tolist(),
         "landmarks2d_photo": _crop_to_photo(out["landmarks2d"], example["crop"], size).tolist(),
@@ -111,6 +118,22 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, model:
         "displacement_png_range": [-d, d], "units": "FLAME units (metres)"})
     (folder / f"{name}_params.json").write_text(json.dumps(record, indent=1))
     return record
+
+
+def write_faces(out_dir: pathlib.Path, paths, examples, out: dict, assets, cfg, size: int,
+                taken: set[str], report: dict) -> None:
+    """:func:`write_face` for each photo of a batch (``out``: its outputs, batched) into
+    ``out_dir/<photo name>/``, recording each in ``report["ok"]``; ``taken``: the names used
+    so far (a photo name seen before in another folder gets a suffix)."""
+    for i, (path, example) in enumerate(zip(paths, examples, strict=True)):
+        name, k = path.stem, 1
+        while name in taken:
+            name, k = f"{path.stem}_{k}", k + 1
+        taken.add(name)
+        folder = out_dir / name
+        write_face(folder, name, {key: v[i] for key, v in out.items()}, example, assets, cfg,
+                   size)
+        report["ok"][str(path)] = str(folder)
 
 
 def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike, detector,
@@ -132,14 +155,8 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
             bar, lambda path: prepare_image(path, detector, size), batch_size, report["failed"]):
         out = jax.device_get(step(model.params, model.batch_stats,
                                   {k: jnp.asarray(v) for k, v in batch.items()}))
-        for i, (path, example) in enumerate(zip(paths, examples, strict=True)):
-            name, k = path.stem, 1
-            while name in taken:    # same file name in two folders
-                name, k = f"{path.stem}_{k}", k + 1
-            taken.add(name)
-            folder = out_dir / name
-            write_face(folder, name, {k: v[i] for k, v in out.items()}, example, model, size)
-            report["ok"][str(path)] = str(folder)
+        write_faces(out_dir, paths, examples, out, model.assets, model.cfg, size, taken,
+                    report)
     bar.close()
     report["seconds"] = round(time.perf_counter() - start, 3)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))

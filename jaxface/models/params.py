@@ -46,3 +46,14 @@ def light_from_code(light_Bx9x3: jax.Array, ambient: float = 3.0) -> jax.Array:
     """SH coefficients from the code: an ambient term (white light at initialisation) plus
     0.1 x the raw values."""
     return 0.1 * light_Bx9x3 + jnp.zeros_like(light_Bx9x3).at[..., 0, :].set(ambient)
+
+
+def code_of_camera(cam_Bx3: jax.Array, base_scale: float) -> jax.Array:
+    """The inverse of :func:`camera_from_code`: raw code values of a camera (s > 0, tx, ty)."""
+    return jnp.concatenate([10.0 * jnp.log(cam_Bx3[..., :1] / base_scale),
+                            10.0 * cam_Bx3[..., 1:]], -1)
+
+
+def code_of_light(light_Bx9x3: jax.Array, ambient: float = 3.0) -> jax.Array:
+    """The inverse of :func:`light_from_code`."""
+    return 10.0 * (light_Bx9x3 - jnp.zeros_like(light_Bx9x3).at[..., 0, :].set(ambient))

@@ -24,12 +24,11 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from jaxface.data.augment import augment
-from jaxface.geometry.alignment import aligned_distances
 from jaxface.geometry.framing import frame_batch
 from jaxface.infer.predict import (
     coarse_geometry,
     detail_normal_map,
-    neutral_head,
+    ground_truth_errors,
     predict_params,
     render_geometry,
     shape_only_render,
@@ -288,23 +287,14 @@ def evaluate_batch(graphdef, params, batch_stats, batch, assets, cfg) -> dict:
     """Per-image errors of the coarse reconstruction (inference mode) on faces framed with
     DECA's test crop (``data.crop_scale``), jit-able:
     ``landmark_px`` (mean 2-D landmark distance in pixels of the network's input) and, when
-    the batch has synthetic ground truth, ``mesh_mm`` (posed vertices) and ``shape_mm``
-    (the neutral head: identity shape only), mean vertex distances after rigid alignment,
-    x 1000 (FLAME units are metres)."""
+    the batch has synthetic ground truth, the 3-D errors of
+    :func:`~jaxface.infer.predict.ground_truth_errors` (mm, rigid and similarity-aligned)."""
     batch = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
     p, _ = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, False)
     geo = coarse_geometry(p, assets, cfg)
     out = {"landmark_px": jnp.mean(jnp.linalg.norm(geo["landmarks"] - batch["landmarks"],
                                                    axis=-1), axis=-1)}
-    model = assets.model
-    if "vertices" in batch and batch["vertices"].shape[1:] == geo["vertices"].shape[1:]:
-        out["mesh_mm"] = 1000 * jnp.mean(aligned_distances(geo["vertices"],
-                                                           batch["vertices"]), axis=-1)
-    if "shape" in batch and batch["shape"].shape[-1] == model.n_shape:
-        pred = neutral_head(model, p["shape"]).vertices
-        true = neutral_head(model, batch["shape"]).vertices
-        out["shape_mm"] = 1000 * jnp.mean(aligned_distances(pred, true), axis=-1)
-    return out
+    return out | ground_truth_errors(assets.model, geo["vertices"], p["shape"], batch)
 
 
 def make_eval_step(graphdef, assets, cfg):

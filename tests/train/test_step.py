@@ -144,13 +144,13 @@ def test_eval_step_reports_the_errors_of_its_predictions(setup):
     out = jax.device_get(make_eval_step(graphdef, assets, cfg)(
         params, stats, jax.tree.map(jnp.asarray, batch)))
     jbatch = frame_batch(jax.tree.map(jnp.asarray, batch), 64, cfg.data.crop_scale)
-    assert set(out) == {"landmark_px", "mesh_mm", "shape_mm"}
+    assert set(out) == {"landmark_px", "mesh_mm", "shape_mm", "mesh_sim_mm", "shape_sim_mm"}
     p, _ = predict_params(graphdef, params, stats, jbatch, cfg, assets.sizes, False)
     geo = coarse_geometry(p, assets, cfg)
     expected = np.mean(np.linalg.norm(np.asarray(geo["landmarks"], np.float64)
                                       - np.asarray(jbatch["landmarks"]), axis=-1), axis=-1)
     np.testing.assert_allclose(out["landmark_px"], expected, rtol=1e-4)
-    assert np.all(out["mesh_mm"] > 0) and np.all(out["shape_mm"] > 0)
+    assert all(np.all(out[k] > 0) for k in ("mesh_mm", "shape_mm", "mesh_sim_mm", "shape_sim_mm"))
     rows = np.asarray(make_preview(graphdef, assets, cfg)(params, stats, jbatch))
     assert rows.shape == (4, 64, 4 * 64, 3) and 0.0 <= rows.min() and rows.max() <= 1.0
     framed = frame_batch(jbatch, 64, cfg.data.crop_scale)   # the test crop, as evaluated

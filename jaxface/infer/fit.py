@@ -1,0 +1,280 @@
+"""``jaxface fit``: analysis-by-synthesis — each face's FLAME shape, expression, pose, albedo,
+light and camera optimised against the coarse objective, no network involved.
+
+The objective is the training's (``cfg.loss``: DECA's face-region render over the photo, the
+landmark, eye, pixel, face-mask and structural terms, the regularisers), per image. The fit
+runs in stages (``configs/fit.py``), each an Adam optimisation with its own step size per
+parameter group and a cosine decay:
+
+1. ``rigid``: camera and pose on the landmark terms (nothing rendered);
+2. ``expression``: + expression, still landmarks only;
+3. ``photometric``: every group on the whole objective.
+
+Starting from the mean face (all zeros) or from a trained model's prediction. Every stage
+is one jit-compiled ``lax.scan`` over ``fit.chunk`` steps per call (the progress bar moves
+between calls); a step whose loss or gradient is not finite is not applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxface.configs import PRETRAIN_OFF
+from jaxface.data.prepare import prepare_image, prepared_batches
+from jaxface.geometry.framing import frame_batch
+from jaxface.infer.mesh_io import write_png
+from jaxface.infer.predict import (
+    coarse_geometry,
+    ground_truth_errors,
+    outputs_of_params,
+    predict,
+    render_geometry,
+)
+from jaxface.infer.reconstruct import find_photos, with_views, write_faces
+from jaxface.losses import coarse_loss
+from jaxface.models import PARAM_GROUPS
+from jaxface.models.params import code_of_camera, code_of_light
+from jaxface.train.assets import load_assets
+
+
+class FitStage(NamedTuple):
+    name: str
+    steps: int
+    groups: tuple[str, ...]   # the parameter groups it moves
+    photometric: bool         # False: the landmark terms only (no render)
+
+
+def fit_stages(fit_cfg) -> list[FitStage]:
+    """The stages of ``cfg.fit`` (those with steps)."""
+    stages = [FitStage("rigid", fit_cfg.rigid_steps, ("cam", "pose"), False),
+              FitStage("expression", fit_cfg.expression_steps, ("cam", "pose", "exp"), False),
+              FitStage("photometric", fit_cfg.photometric_steps, PARAM_GROUPS, True)]
+    return [s for s in stages if s.steps > 0]
+
+
+def mean_face(batch_size: int, sizes: dict) -> dict[str, jax.Array]:
+    """The code of the mean face: every group zero (light ``(B, 9, 3)``)."""
+    out = {g: jnp.zeros((batch_size, sizes[g]), jnp.float32) for g in PARAM_GROUPS}
+    out["light"] = out["light"].reshape(batch_size, 9, 3)
+    return out
+
+
+def fit_loss(p: dict, batch: dict, assets, cfg, photometric: bool):
+    """-> (loss, terms): the coarse objective of parameters ``p`` on a batch of framed faces
+    (``image``, ``landmarks`` in pixels, ``mask`` at ``model.image_size``), each image's
+    terms weighted as one (the regulariser per image, not summed over the batch)."""
+    loss_cfg = cfg.loss
+    if not photometric:
+        loss_cfg = loss_cfg.copy_and_resolve_references()
+        for term in PRETRAIN_OFF:
+            loss_cfg[term] = 0.0
+    geo = coarse_geometry(p, assets, cfg)
+    rendered = batch["image"]
+    if photometric:
+        rendered = render_geometry(geo, batch["image"], assets, cfg, for_loss=True).image
+    size = cfg.model.image_size
+    return coarse_loss(loss_cfg, batch["image"], rendered, batch["mask"],
+                       geo["landmarks"] / size, batch["landmarks"] / size, p,
+                       batch_scale=1.0 / batch["image"].shape[0])
+
+
+def stage_optimizer(lr_cfg, stage: FitStage) -> optax.GradientTransformation:
+    """Adam per parameter group with its own step size (``fit.lr.<group>``, cosine-decayed
+    over the stage); the groups the stage does not move stay put."""
+    def group(name):
+        if name not in stage.groups:
+            return optax.set_to_zero()
+        return optax.adam(optax.cosine_decay_schedule(lr_cfg[name], stage.steps))
+    return optax.multi_transform({g: group(g) for g in PARAM_GROUPS},
+                                 {g: g for g in PARAM_GROUPS})
+
+
+def make_fit_chunk(assets, cfg, stage: FitStage, optimizer, length: int):
+    """-> jit ``chunk(p, opt_state, batch) -> (p, opt_state, losses (length,))``: ``length``
+    optimisation steps of ``stage``."""
+    def one_step(carry, _):
+        p, opt_state, batch = carry
+        (loss, _), grads = jax.value_and_grad(fit_loss, has_aux=True)(
+            p, batch, assets, cfg, stage.photometric)
+        updates, new_state = optimizer.update(grads, opt_state, p)
+        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+        return (keep(optax.apply_updates(p, updates), p), keep(new_state, opt_state),
+                batch), loss
+
+    @jax.jit
+    def chunk(p, opt_state, batch):
+        (p, opt_state, _), losses = jax.lax.scan(one_step, (p, opt_state, batch),
+                                                 length=length)
+        return p, opt_state, losses
+    return chunk
+
+
+def fit_batch(batch: dict, assets, cfg, init: dict | None = None, progress: bool = True
+              ) -> tuple[dict, dict[str, np.ndarray]]:
+    """Fits a batch of framed faces -> (parameters, {stage name: loss per step}).
+    ``init``: starting parameters (a model's prediction), else the mean face."""
+    from tqdm import tqdm
+
+    batch = {k: jnp.asarray(batch[k]) for k in ("image", "landmarks", "mask")}
+    p = init if init is not None else mean_face(batch["image"].shape[0], assets.sizes)
+    stages = fit_stages(cfg.fit)
+    curves = {}
+    bar = tqdm(total=sum(s.steps for s in stages), desc="fit", unit="step",
+               disable=not progress)
+    for stage in stages:
+        optimizer = stage_optimizer(cfg.fit.lr, stage)
+        opt_state = optimizer.init(p)
+        full, rest = divmod(stage.steps, cfg.fit.chunk)
+        lengths = [cfg.fit.chunk] * full + ([rest] if rest else [])
+        chunks = {n: make_fit_chunk(assets, cfg, stage, optimizer, n) for n in set(lengths)}
+        losses = []
+        for n in lengths:
+            p, opt_state, got = chunks[n](p, opt_state, batch)
+            losses.append(np.asarray(got))
+            bar.set_postfix(stage=stage.name, loss=f"{float(got[-1]):.4g}")
+            bar.update(n)
+        curves[stage.name] = np.concatenate(losses)
+    bar.close()
+    return p, curves
+
+
+def write_loss_curve(path: pathlib.Path, curves: dict[str, np.ndarray]) -> None:
+    """The loss against the step, one colour per stage: ``<path>.png`` and ``<path>.csv``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, start = [], 0
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for name, losses in curves.items():
+        steps = np.arange(start, start + len(losses))
+        ax.plot(steps, losses, label=name)
+        rows += [f"{name},{s},{v:.6g}" for s, v in zip(steps, losses, strict=True)]
+        start += len(losses)
+    ax.set(xlabel="step", ylabel="batch loss", yscale="log", title="jaxface fit")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path.with_suffix(".png"))
+    plt.close(fig)
+    path.with_suffix(".csv").write_text("stage,step,loss\n" + "\n".join(rows) + "\n")
+
+
+def fit_photos(inputs, out_dir: str | os.PathLike, detector, cfg, model=None,
+               batch_size: int = 8, progress: bool = True) -> dict:
+    """Fits every photo of ``inputs`` (files or folders) into ``out_dir``: per face the files
+    of ``jaxface reconstruct`` (:func:`~jaxface.infer.reconstruct.write_face`; the detail
+    mesh is the fitted surface with the fixed displacement) and, per batch, the loss curve
+    ``loss_<k>.png``/``.csv``. ``model``: a :class:`~jaxface.export.model_dir.LoadedModel`
+    whose prediction starts the fit, with its face model (else the mean face of
+    ``cfg.face_model``). Returns the report ({"ok", "failed", "seconds"})."""
+    assets = model.assets if model is not None else load_assets(cfg)
+    size = cfg.model.image_size
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = {"ok": {}, "failed": {}}
+    views = jax.jit(lambda p, batch: with_views(outputs_of_params(p, assets, cfg, size),
+                                                batch, assets, cfg, size))
+    start = time.perf_counter()
+    taken: set[str] = set()
+    for k, (paths, examples, batch) in enumerate(prepared_batches(
+            find_photos(inputs), lambda path: prepare_image(path, detector, size),
+            batch_size, report["failed"])):
+        batch = {key: jnp.asarray(v) for key, v in batch.items()}
+        init = None if model is None else model_prediction(model, batch, cfg)
+        p, curves = fit_batch(batch, assets, cfg, init, progress)
+        if curves:
+            write_loss_curve(out_dir / f"loss_{k}", curves)
+        write_faces(out_dir, paths, examples, jax.device_get(views(p, batch)), assets, cfg,
+                    size, taken, report)
+    report["seconds"] = round(time.perf_counter() - start, 3)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def model_prediction(model, batch: dict, cfg) -> dict:
+    """A trained model's prediction for a batch as the fit's parameters (camera and light
+    back in the code's raw units of ``cfg``)."""
+    pred = predict(model.graphdef, model.params, model.batch_stats, batch, model.assets,
+                   model.cfg)
+    return {"shape": pred["shape"], "exp": pred["exp"], "pose": pred["pose"],
+            "tex": pred["tex"], "cam": code_of_camera(pred["cam"], cfg.train.base_scale),
+            "light": code_of_light(pred["light"])}
+
+
+ERROR_KEYS = ("landmark_px", "shape_sim_mm", "shape_mm", "mesh_sim_mm", "mesh_mm")
+
+
+def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "val",
+                images: int = 32, batch_size: int = 8, progress: bool = True) -> dict:
+    """Fits the first ``images`` images of a dataset split (one per identity, framed with
+    DECA's test crop ``data.crop_scale``) from the mean face and, where the data hold
+    synthetic ground truth, measures the 3-D errors before (the mean face) and after.
+    Writes ``errors.csv`` (per image), ``summary.json`` (means), ``fits.png`` (the first
+    batch: input | landmarks | fitted shape | overlay) and the loss curves; returns the
+    summary."""
+    from jaxface.data.pipeline import eval_batches
+
+    assets = load_assets(cfg)
+    size = cfg.model.image_size
+    batches = eval_batches(data_dir, batch_size, 1, split)
+    if batches is None:
+        raise FitError(f"{data_dir} has no {split!r} split with identities to fit")
+    n_batches = min(len(batches), -(-images // batch_size))
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    views = jax.jit(lambda p, batch: with_views(outputs_of_params(p, assets, cfg, size),
+                                                batch, assets, cfg, size))
+    errors = jax.jit(lambda p, batch: _errors(p, batch, assets, cfg))
+    rows = {"before": [], "after": []}
+    start = time.perf_counter()
+    for k in range(n_batches):
+        batch = frame_batch(jax.tree.map(jnp.asarray, batches[k]), size, cfg.data.crop_scale)
+        rows["before"].append(jax.device_get(errors(mean_face(batch_size, assets.sizes),
+                                                    batch)))
+        p, curves = fit_batch(batch, assets, cfg, None, progress)
+        rows["after"].append(jax.device_get(errors(p, batch)))
+        write_loss_curve(out_dir / f"loss_{k}", curves)
+        if k == 0:
+            v = jax.device_get(views(p, batch))
+            write_png(out_dir / "fits.png", np.concatenate(
+                [np.concatenate([np.asarray(batch["image"][i]), v["landmark_image"][i],
+                                 v["coarse_shape"][i], v["overlay"][i]], 1)
+                 for i in range(min(batch_size, 4))], 0))
+    table = {when: {key: np.concatenate([r[key] for r in got]) for key in got[0]}
+             for when, got in rows.items()}
+    keys = [k for k in ERROR_KEYS if k in table["after"]]
+    lines = ["image," + ",".join(f"{k}_{w}" for k in keys for w in ("before", "after"))]
+    for i in range(len(table["after"][keys[0]])):
+        lines.append(f"{i}," + ",".join(f"{table[w][k][i]:.4f}" for k in keys
+                                        for w in ("before", "after")))
+    (out_dir / "errors.csv").write_text("\n".join(lines) + "\n")
+    summary = {"images": len(table["after"][keys[0]]), "split": split, "data": str(data_dir),
+               "seconds": round(time.perf_counter() - start, 1),
+               "mean_face": {k: float(np.mean(table["before"][k])) for k in keys},
+               "fit": {k: float(np.mean(table["after"][k])) for k in keys}}
+    summary["fit_over_mean_face"] = {k: summary["fit"][k] / summary["mean_face"][k]
+                                     for k in keys}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _errors(p: dict, batch: dict, assets, cfg) -> dict:
+    geo = coarse_geometry(p, assets, cfg)
+    lmk = jnp.mean(jnp.linalg.norm(geo["landmarks"] - batch["landmarks"], axis=-1), axis=-1)
+    return {"landmark_px": lmk} | ground_truth_errors(assets.model, geo["vertices"],
+                                                      p["shape"], batch)
+
+
+class FitError(ValueError):
+    """A fit that cannot start (no data); the message says why."""
