@@ -259,6 +259,29 @@ def _build_nvdiffrast(args) -> int:
     return 0
 
 
+def _at_least(low: int):
+    """An argparse type: an integer >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxface", description="Detailed 3D face reconstruction from one photo (JAX/Flax).")
@@ -289,15 +312,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="render the synthetic face dataset (embedded default)")
     p.add_argument("--out", required=True, help="output folder (array_record shards)")
-    p.add_argument("--identities", type=int, default=64)
-    p.add_argument("--per-identity", type=int, default=4,
-                   help="images per identity (K: the consistency losses' group size)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--occluder-prob", type=float, default=0.3)
-    p.add_argument("--val-identities", type=int, default=4,
-                   help="identities of the val split (evaluation during training)")
-    p.add_argument("--batch", type=int, default=16, help="images rendered per step")
+    p.add_argument("--identities", type=_at_least(1), default=64,
+                   help="identities of the train split (default 64)")
+    p.add_argument("--per-identity", type=_at_least(1), default=4,
+                   help="images per identity (K: the consistency losses' group size; "
+                        "default 4)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="generator seed: identities, expressions, poses, lights (default 0)")
+    p.add_argument("--image-size", type=_at_least(32), default=224,
+                   help="image side in pixels, the face framed at 2 x its landmarks' extent "
+                        "(room for DECA's training crops; default 224)")
+    p.add_argument("--occluder-prob", type=_probability, default=0.3,
+                   help="chance that an image has a random occluder over the face "
+                        "(default 0.3)")
+    p.add_argument("--val-identities", type=_at_least(0), default=4,
+                   help="identities of the val split (evaluation during training; default 4)")
+    p.add_argument("--batch", type=_at_least(1), default=16,
+                   help="images rendered per step (memory vs speed; default 16)")
     p.set_defaults(run=_synth)
 
     p = sub.add_parser("prepare", help="photos -> cropped faces, 68 landmarks, masks")

@@ -9,6 +9,7 @@ absl ``FlagValues`` so it composes with the ``jaxface`` subcommands.
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Sequence
 
 import ml_collections
@@ -20,9 +21,16 @@ class ConfigError(ValueError):
     """A config file or override is missing or wrong (unknown field, wrong type)."""
 
 
-def load_config(argv: Sequence[str], name: str = "config") -> ml_collections.ConfigDict:
+def load_config(argv: Sequence[str], name: str = "config",
+                name_unknown_fields: bool = True) -> ml_collections.ConfigDict:
     """The config named by ``--config=PATH`` in ``argv`` with its ``--config.a.b=v``
-    overrides applied, locked (assigning an unknown field afterwards is an error)."""
+    overrides applied, locked (assigning an unknown field afterwards is an error). A missing
+    file, a file that fails to load and an unknown field are each a one-line ConfigError."""
+    for arg in argv:
+        if arg.startswith(f"--{name}="):
+            path = arg.split("=", 1)[1].split(":", 1)[0]
+            if not pathlib.Path(path).is_file():
+                raise ConfigError(f"config file {path} not found")
     values = flags.FlagValues()
     args = ["jaxface", *argv]
     # sys_argv: the override flags are defined from the arguments, at definition time.
@@ -34,10 +42,13 @@ def load_config(argv: Sequence[str], name: str = "config") -> ml_collections.Con
         if cfg is not None and not isinstance(cfg, ml_collections.ConfigDict):
             cfg.to_dict()  # ml_collections defers a load failure to the first access
     except (flags.Error, AttributeError, KeyError, TypeError, ValueError, OSError) as e:
-        unknown = _unknown_fields(argv, name)
+        unknown = _unknown_fields(argv, name) if name_unknown_fields else []
         if unknown:
             raise ConfigError(f"unknown config field(s) {', '.join(unknown)}") from e
         raise ConfigError(f"bad config arguments {list(argv)}: {e}") from e
+    except Exception as e:  # the file's own code failed (SyntaxError, NameError, ImportError)
+        raise ConfigError(f"config arguments {list(argv)}: the file failed to load: "
+                          f"{type(e).__name__}: {e}") from e
     if cfg is None:
         raise ConfigError(f"no --{name}=PATH given (e.g. --{name}=configs/model.py)")
     return cfg
@@ -47,7 +58,7 @@ def _unknown_fields(argv: Sequence[str], name: str) -> list[str]:
     """The ``--name.a.b=`` overrides whose field the base config does not have."""
     base = [a for a in argv if a.startswith(f"--{name}=")]
     try:
-        cfg = load_config(base, name) if base else None
+        cfg = load_config(base, name, name_unknown_fields=False) if base else None
     except ConfigError:
         return []
     unknown = []
@@ -68,7 +79,6 @@ def sibling_config(config_file: str, name: str) -> ml_collections.ConfigDict:
     """``get_config()`` of ``<name>.py`` next to ``config_file`` (experiment configs compose
     ``configs/model.py`` etc. this way: ``sibling_config(__file__, "model")``)."""
     import importlib.util
-    import pathlib
 
     path = pathlib.Path(config_file).resolve().parent / f"{name}.py"
     if not path.is_file():

@@ -59,3 +59,30 @@ def test_synth_writes_a_dataset(tmp_path, capsys):
                  "--val-identities", "1"]) == 0
     assert "wrote 6 examples (2 + 1 val identities x 2)" in capsys.readouterr().out
     assert read_info(tmp_path / "ds")["splits"]["train"]["examples"] == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--identities", "0"], "--identities: must be at least 1, got 0"),
+    (["--identities", "-3"], "--identities: must be at least 1, got -3"),
+    (["--per-identity", "0"], "--per-identity: must be at least 1"),
+    (["--image-size", "abc"], "--image-size: 'abc' is not an integer"),
+    (["--occluder-prob", "2"], "--occluder-prob: must be in [0, 1]"),
+])
+def test_synth_rejects_bad_arguments_before_writing(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["synth", "--out", str(tmp_path / "data"), *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "model-summary"])
+def test_a_missing_or_broken_config_file_is_one_line(command, tmp_path, capsys):
+    assert main([command, f"--config={tmp_path / 'nope.py'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"jaxface {command}: error: config file {tmp_path / 'nope.py'} not found"
+    broken = tmp_path / "broken.py"
+    broken.write_text("def get_config(:\n")
+    assert main([command, f"--config={broken}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the file failed to load: SyntaxError" in err[0]
