@@ -27,6 +27,17 @@ SOURCES = {
 }
 
 
+def install_hint(extra: str) -> str:
+    """How to install one of jaxface's extras, safe on a CPU-only machine: PyTorch's CPU
+    wheel first where the extra needs torch (a plain ``pip install torch`` on Linux pulls
+    gigabytes of CUDA libraries)."""
+    pip = f"pip install 'jaxface[{extra}]' (from a source checkout: pip install -e '.[{extra}]')"
+    if extra in ("torch", "fan"):
+        return ("pip install torch --index-url https://download.pytorch.org/whl/cpu (the CPU "
+                f"build; skip on a CUDA machine that has torch), then {pip}")
+    return pip
+
+
 class AssetError(ValueError):
     """An external asset is missing, unreadable or not in the expected format."""
 

@@ -136,9 +136,14 @@ def _train(args) -> int:
     from jaxface.configs import load_config
     from jaxface.train.loop import train_and_evaluate
 
-    metrics = train_and_evaluate(load_config(args.config_args), args.workdir)
+    cfg = load_config(args.config_args)
+    metrics = train_and_evaluate(cfg, args.workdir)
+    workdir = args.workdir or cfg.train.workdir
     print("jaxface train: step {step}, loss {loss:.5f}".format(**metrics) if "loss" in metrics
           else f"jaxface train: nothing to do (already at step {metrics['step']})")
+    print(f"jaxface train: outputs in {workdir}: checkpoints, metrics.jsonl, previews/*.png, "
+          f"tensorboard/ (tensorboard --logdir {workdir}); next: jaxface export --workdir "
+          f"{workdir} --out {workdir}/model")
     return 0
 
 

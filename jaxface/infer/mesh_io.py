@@ -55,6 +55,21 @@ def write_png(path: str | os.PathLike, image_HxWxC: np.ndarray) -> None:
     _atomic_write(pathlib.Path(path), buf.getvalue())
 
 
+def label_columns(image_HxWx3: np.ndarray, labels: list[str]) -> np.ndarray:
+    """``image`` (floats in [0, 1], equal-width columns side by side) under a white strip
+    naming each column."""
+    from PIL import ImageDraw
+
+    h, w = image_HxWx3.shape[:2]
+    strip = Image.new("RGB", (w, 14), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    step = w / len(labels)
+    for k, text in enumerate(labels):
+        draw.text((int(k * step) + 3, 1), text, fill=(0, 0, 0))
+    header = np.asarray(strip, np.float32) / 255.0
+    return np.concatenate([header, np.clip(np.asarray(image_HxWx3, np.float32), 0, 1)], 0)
+
+
 def write_png16(path: str | os.PathLike, values_HxW: np.ndarray, lo: float, hi: float) -> None:
     """A 16-bit grayscale PNG of ``values`` mapped linearly from [lo, hi] to [0, 65535]
     (clipped): value = lo + pixel / 65535 * (hi - lo)."""

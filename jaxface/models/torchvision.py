@@ -16,7 +16,7 @@ import pathlib
 import numpy as np
 from flax import nnx
 
-from jaxface.assets import AssetError
+from jaxface.assets import AssetError, install_hint
 from jaxface.models.resnet import ResNet50
 
 SOURCE = ("torchvision's ResNet50_Weights.IMAGENET1K_V1/V2 release "
@@ -38,7 +38,7 @@ def load_torchvision_state_dict(path: str | os.PathLike, source: str = SOURCE
     try:
         import torch
     except ImportError as e:
-        raise AssetError(f"reading {path} needs torch (pip install 'jaxface[torch]'), or "
+        raise AssetError(f"reading {path} needs torch ({install_hint('torch')}), or "
                          "convert it to .npz with numpy.savez") from e
     sd = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(sd, dict) and "state_dict" in sd:

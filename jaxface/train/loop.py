@@ -31,7 +31,7 @@ from jaxface.render.backend import resolve_backend
 from jaxface.train.assets import load_assets
 from jaxface.train.checkpoint import Checkpoints, restore_state
 from jaxface.train.metrics_log import MetricsLog
-from jaxface.train.preview import make_preview
+from jaxface.train.preview import PREVIEW_COLUMNS, make_preview
 from jaxface.train.step import (
     AXIS,
     STAGES,
@@ -209,7 +209,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
         last_eval = evaluate(eval_step, state.params, state.batch_stats, eval_data)
         log.scalars(done, last_eval, "eval")
         log.image(done, "preview", jax.device_get(preview(state.params, state.batch_stats,
-                                                          preview_batch)))
+                                                          preview_batch)), PREVIEW_COLUMNS)
         if checkpoints.best is not None and cfg.train.best_metric in last_eval:
             checkpoints.save_best(done, state, last_eval)
         print(f"jaxface train: eval at step {done}: "

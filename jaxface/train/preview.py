@@ -10,6 +10,9 @@ from jaxface.geometry.framing import frame_batch
 from jaxface.infer.predict import detail_normal_map, predict, render_geometry
 from jaxface.render.overlay import draw_points
 
+# The preview's columns, left to right.
+PREVIEW_COLUMNS = ["input", "coarse", "detail", "landmarks (given green, predicted red)"]
+
 
 def make_preview(graphdef, assets, cfg):
     """-> jit ``preview(params, batch_stats, batch) -> (B, H, 4 W, 3)`` rows of input |

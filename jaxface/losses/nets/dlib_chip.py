@@ -44,9 +44,9 @@ def chip_fit_matrix(size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> np.
     try:
         import dlib
     except ImportError as e:
-        from jaxface.assets import AssetError
+        from jaxface.assets import AssetError, install_hint
 
-        raise AssetError("dlib's face-chip alignment needs dlib: pip install 'jaxface[face]'"
+        raise AssetError("dlib's face-chip alignment needs dlib: " + install_hint("face")
                          ) from e
     from jaxface import flame
 

