@@ -162,7 +162,8 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
         initialize_from_imagenet(net, cfg.model.imagenet_weights)
     net = sync_batch_norm(net, AXIS)
     graphdef, params, stats = nnx.split(net, nnx.Param, nnx.BatchStat)
-    checkpoints = Checkpoints(workdir, cfg.train.keep_checkpoints, cfg.train.best_metric)
+    checkpoints = Checkpoints(workdir, cfg.train.keep_checkpoints, cfg.train.best_metric,
+                              clean=chief)
     state, how = _initial_state(cfg, workdir, checkpoints, params, stats)
     start = int(state.step)
     group_size = cfg.data.images_per_identity
@@ -170,6 +171,13 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
     print(f"jaxface train: {cfg.train.stage} stage, render backend {backend}, {mesh.size} "
           f"device(s) {[d.platform for d in mesh.devices.flat][:1]} on {hosts} host(s), "
           f"{how}; target step {cfg.train.steps}")
+    state_mb = sum(x.nbytes for x in jax.tree.leaves(state)) / 2**20
+    print(f"jaxface train: a checkpoint every {cfg.train.checkpoint_every} steps "
+          f"(train.checkpoint_every), {state_mb:.0f} MB each, the last "
+          f"{cfg.train.keep_checkpoints} kept + the best: up to "
+          f"{state_mb * (cfg.train.keep_checkpoints + 1) / 1024:.2f} GB; a kill loses the "
+          "steps since the newest complete one (at most two intervals while a save is "
+          "being written)")
     step_fn = make_train_step(graphdef, assets, cfg, group_size, mesh, frozen)
     eval_step = make_eval_step(graphdef, assets, cfg)
     preview = make_preview(graphdef, assets, cfg)
@@ -262,7 +270,11 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
             if done % cfg.train.eval_every == 0 or done == cfg.train.steps:
                 run_eval(done)
             if boundary or stop["signal"]:
-                checkpoints.save(done, state, position(done))
+                waited = checkpoints.save(done, state, position(done))
+                if waited > 1.0:
+                    print(f"jaxface train: step {done}: waited {waited:.1f} s for the previous "
+                          "checkpoint to be written (saves are slower than "
+                          "train.checkpoint_every steps)")
             if stop["signal"]:
                 print(f"jaxface train: stopped by {stop['signal']} after step {done} "
                       "(checkpoint saved)")
