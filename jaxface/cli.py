@@ -193,18 +193,18 @@ def _fit(args) -> int:
         print("jaxface fit: error: give photos/folders or --data DIR (not both)",
               file=sys.stderr)
         return 2
-    try:
-        if args.data:
+    if args.data:
+        try:
             s = fit_dataset(args.data, args.out, cfg, args.split, args.images,
                             cfg.fit.batch_size)
-            print(f"fitted {s['images']} {args.split} images of {args.data} in "
-                  f"{s['seconds']:.0f} s; mean face -> fit: " + ", ".join(
-                      f"{k} {s['mean_face'][k]:.3f} -> {s['fit'][k]:.3f}" for k in s["fit"])
-                  + f"; see {args.out}/summary.json")
-            return 0
-    except FitError as e:
-        print(f"jaxface fit: error: {e}", file=sys.stderr)
-        return 2
+        except FitError as e:
+            print(f"jaxface fit: error: {e}", file=sys.stderr)
+            return 2
+        print(f"fitted {s['images']} {args.split} images of {args.data} in "
+              f"{s['seconds']:.0f} s; mean face -> fit: " + ", ".join(
+                  f"{k} {s['mean_face'][k]:.3f} -> {s['fit'][k]:.3f}" for k in s["fit"])
+              + f"; see {args.out}/summary.json")
+        return 0
     from jaxface.data.landmarks import landmark_backend
     from jaxface.export.model_dir import load_model
 
@@ -449,9 +449,11 @@ def main(argv: list[str] | None = None) -> int:
         args.config_args = rest  # --config=... and its overrides, parsed by ml_collections
     elif rest:
         build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    from jaxface.render.backend import BackendUnavailableError
+
     try:
         return args.run(args)
-    except (AssetError, ConfigError, OSError, FloatingPointError) as e:
+    except (AssetError, ConfigError, OSError, FloatingPointError, BackendUnavailableError) as e:
         print(f"jaxface {args.command}: error: {e}", file=sys.stderr)
         return 2
 

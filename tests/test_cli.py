@@ -101,3 +101,20 @@ def test_install_hints_are_safe_on_a_cpu_machine():
     extras = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())[
         "project"]["optional-dependencies"]
     assert not any("torch" in d or "face-alignment" in d for d in extras["face"])
+
+
+def test_an_unavailable_render_backend_is_one_line(tmp_path, capsys):
+    """On a machine without the built nvdiffrast library (CI, this test's premise), asking for
+    it is an error line naming the fix, not a traceback."""
+    from jaxface.data.synthetic import SynthSettings, generate
+    from jaxface.render.backend import nvdiffrast_unavailable_reason
+
+    if nvdiffrast_unavailable_reason() is None:
+        pytest.skip("nvdiffrast can run here: nothing to report")
+    generate(tmp_path / "data", 1, 1, settings=SynthSettings(image_size=64), progress=False)
+    config = pathlib.Path(__file__).parents[1] / "configs" / "synthetic.py"
+    code = main(["train", f"--config={config}", "--config.render.backend=nvdiffrast",
+                 f"--config.data.dir={tmp_path / 'data'}", f"--workdir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("jaxface train: error: the nvdiffrast backend cannot run here")
