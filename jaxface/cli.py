@@ -303,12 +303,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DECA's landmark_embedding.npy (required with a .pkl)")
     p.add_argument("--uv-template", default=None,
                    help="DECA's head_template.obj with FLAME's UVs (required with a .pkl)")
-    p.add_argument("--n-shape", type=int, default=100)
-    p.add_argument("--n-expression", type=int, default=50)
+    p.add_argument("--n-shape", type=_at_least(1), default=100,
+                   help="identity components to keep (DECA: 100 of FLAME's 300; default 100)")
+    p.add_argument("--n-expression", type=_at_least(1), default=50,
+                   help="expression components to keep (DECA: 50 of 100; default 50)")
     p.set_defaults(run=_flame_info)
 
     p = sub.add_parser(
         "model-summary", help="parameter counts and shapes of the network for a config",
+        usage="jaxface model-summary --config=PATH [--config.FIELD=VALUE ...] [--ablations]",
         description="Takes --config=PATH (configs/model.py or an experiment config) and "
                     "--config.FIELD=VALUE overrides.")
     p.add_argument("--ablations", action="store_true",
@@ -356,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train", help="train the regressor (coarse or detail stage) from a config",
+        usage="jaxface train --config=PATH [--config.FIELD=VALUE ...] [--workdir DIR]",
         description="Takes --config=PATH (e.g. configs/synthetic.py) and --config.FIELD=VALUE "
                     "overrides; resumes from the newest checkpoint in the work dir.")
     p.add_argument("--workdir", default=None,
@@ -381,12 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
                    help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
                         "checkpoints)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--size", type=int, default=224, help="crop side in pixels")
+    p.add_argument("--batch-size", type=_at_least(1), default=8,
+                   help="faces per compiled step (memory vs speed; default 8)")
+    p.add_argument("--size", type=_at_least(32), default=224,
+                   help="crop side in pixels (default 224)")
     p.set_defaults(run=_reconstruct)
 
     p = sub.add_parser(
         "fit", help="analysis-by-synthesis: fit FLAME, albedo, light and camera per face",
+        usage="jaxface fit (PHOTO_OR_DIR ... | --data DIR) --out DIR [--model DIR] "
+              "[--steps N] [--config=configs/fit.py] [--config.FIELD=VALUE ...]",
         description="Optimises each face's parameters against the coarse objective (landmarks "
                     "first, then the photometric terms); writes reconstruct's files and the "
                     "loss curves. The schedule and weights are configs/fit.py (default), "
@@ -413,11 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="a model folder from `jaxface export`")
     p.add_argument("--now", required=True, help="the NoW dataset folder")
     p.add_argument("--out", required=True, help="predictions folder")
-    p.add_argument("--split", choices=("val", "test"), default="val")
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="NoW split: val (20 subjects, scans public) or test (default val)")
     p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
                    help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
                         "checkpoints)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=_at_least(1), default=8,
+                   help="faces per compiled step (default 8)")
     p.set_defaults(run=_now_predict)
 
     p = sub.add_parser("evaluate-now", help="NoW scan-to-mesh errors of predictions")
@@ -425,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", required=True,
                    help="<subject>/<challenge>/<image>.obj + .npy (7 landmarks)")
     p.add_argument("--out", required=True, help="report folder (summary, CSV, curve)")
-    p.add_argument("--split", choices=("val", "test"), default="val")
+    p.add_argument("--split", choices=("val", "test"), default="val",
+                   help="NoW split the predictions are for (default val)")
     p.add_argument("--metrical", action="store_true",
                    help="metrical track: predictions in metres, rigid alignment only")
     p.set_defaults(run=_evaluate_now)

@@ -118,3 +118,15 @@ def test_an_unavailable_render_backend_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith("jaxface train: error: the nvdiffrast backend cannot run here")
+
+
+def test_every_option_says_what_it_is():
+    import argparse
+
+    from jaxface.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [f"{name} {'/'.join(a.option_strings) or a.dest}"
+               for name, parser in sub.choices.items() for a in parser._actions
+               if not isinstance(a, argparse._HelpAction) and not a.help]
+    assert not missing, missing
