@@ -53,8 +53,10 @@ def fit_similarity(source_BxNx3: jax.Array, target_BxNx3: jax.Array,
 
 
 def aligned_distances(source_BxNx3: jax.Array, target_BxNx3: jax.Array,
-                      with_scale: bool = False) -> jax.Array:
+                      with_scale: bool = False, weights_BxN: jax.Array | None = None
+                      ) -> jax.Array:
     """Per-point distances (B, N) after aligning ``source`` onto ``target`` (rigid by
-    default): the shape error of corresponding vertices, free of the global pose."""
-    fit = fit_similarity(source_BxNx3, target_BxNx3, with_scale=with_scale)
+    default; on the ``weights``' points only, if given): the shape error of corresponding
+    vertices, free of the global pose."""
+    fit = fit_similarity(source_BxNx3, target_BxNx3, weights_BxN, with_scale=with_scale)
     return jnp.linalg.norm(fit.apply(source_BxNx3) - target_BxNx3, axis=-1)

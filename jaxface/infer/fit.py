@@ -43,6 +43,7 @@ from jaxface.infer.reconstruct import find_photos, with_views, write_faces
 from jaxface.losses import coarse_loss
 from jaxface.models import PARAM_GROUPS
 from jaxface.models.params import code_of_camera, code_of_light
+from jaxface.render.uv import vertices_in_uv_mask
 from jaxface.train.assets import load_assets
 
 
@@ -212,7 +213,8 @@ def model_prediction(model, batch: dict, cfg) -> dict:
             "light": code_of_light(pred["light"])}
 
 
-ERROR_KEYS = ("landmark_px", "shape_sim_mm", "shape_mm", "mesh_sim_mm", "mesh_mm")
+ERROR_KEYS = ("landmark_px", "shape_sim_mm", "shape_mm", "mesh_sim_mm", "mesh_mm",
+              "face_shape_sim_mm", "face_mesh_sim_mm")
 
 
 def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "val",
@@ -272,8 +274,11 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
 def _errors(p: dict, batch: dict, assets, cfg) -> dict:
     geo = coarse_geometry(p, assets, cfg)
     lmk = jnp.mean(jnp.linalg.norm(geo["landmarks"] - batch["landmarks"], axis=-1), axis=-1)
+    top = assets.topology
+    face = vertices_in_uv_mask(assets.uv_face_mask, top.faces, top.uv_coords, top.uv_faces,
+                               geo["vertices"].shape[1])
     return {"landmark_px": lmk} | ground_truth_errors(assets.model, geo["vertices"],
-                                                      p["shape"], batch)
+                                                      p["shape"], batch, face)
 
 
 class FitError(ValueError):

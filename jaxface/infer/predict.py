@@ -139,13 +139,15 @@ def outputs_of_params(p: dict, assets, cfg, size: int, displacement_BxSxSx1=None
             "albedo": geo["albedo"], "displacement": displacement}
 
 
-def ground_truth_errors(model: flame.FlameModel, vertices_BxVx3, shape_BxS, batch: dict
-                        ) -> dict[str, jax.Array]:
+def ground_truth_errors(model: flame.FlameModel, vertices_BxVx3, shape_BxS, batch: dict,
+                        region_V: jax.Array | None = None) -> dict[str, jax.Array]:
     """Per-image 3-D errors (mm; FLAME units are metres) against a batch's synthetic ground
     truth, where it has it: ``mesh_mm`` (posed vertices) and ``shape_mm`` (the neutral head,
     identity only), mean vertex distances after a rigid alignment, and ``*_sim_mm`` after a
     similarity (with scale: a weak-perspective camera cannot see a head's absolute size, so
-    this is the headline error, as NoW's non-metrical protocol)."""
+    this is the headline error, as NoW's non-metrical protocol). With ``region_V`` (V,) bool,
+    also ``face_mesh_sim_mm`` / ``face_shape_sim_mm``: aligned on and averaged over those
+    vertices only (the face the camera sees; scalp, ears, neck and back are not)."""
     out = {}
     pairs = {}
     if "vertices" in batch and batch["vertices"].shape[1:] == vertices_BxVx3.shape[1:]:
@@ -157,6 +159,10 @@ def ground_truth_errors(model: flame.FlameModel, vertices_BxVx3, shape_BxS, batc
         out[f"{name}_mm"] = 1000 * jnp.mean(aligned_distances(pred, true), axis=-1)
         out[f"{name}_sim_mm"] = 1000 * jnp.mean(aligned_distances(pred, true, with_scale=True),
                                                 axis=-1)
+        if region_V is not None:
+            w = jnp.broadcast_to(region_V.astype(pred.dtype), pred.shape[:2])
+            d = aligned_distances(pred, true, with_scale=True, weights_BxN=w)
+            out[f"face_{name}_sim_mm"] = 1000 * jnp.sum(d * w, -1) / jnp.sum(w, -1)
     return out
 
 

@@ -132,3 +132,16 @@ def face_region_uv_masks(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array,
         uv = world2uv(indicator.astype(jnp.float32)[None, :, None], uv_rast_1xSxSx4, faces_Tx3)
         masks.append((uv[0] > 0.5).astype(jnp.float32))
     return masks[0], masks[1]
+
+
+def vertices_in_uv_mask(uv_mask_SxSx1: jax.Array, faces_Tx3: jax.Array, uv_coords_Vtx2: jax.Array,
+                        uv_faces_Tx3: jax.Array, n_vertices: int) -> jax.Array:
+    """(V,) bool: the vertices whose texture coordinate (any of them, where a vertex has
+    several across UV seams) falls on a texel of the mask that is on (> 0.5); e.g. the face
+    region's vertices, where 3-D errors are measured on the observed surface."""
+    size_h, size_w = uv_mask_SxSx1.shape[:2]
+    uv = uv_coords_Vtx2[uv_faces_Tx3.reshape(-1)]
+    col = jnp.clip(jnp.floor(uv[:, 0] * size_w).astype(jnp.int32), 0, size_w - 1)
+    row = jnp.clip(jnp.floor((1.0 - uv[:, 1]) * size_h).astype(jnp.int32), 0, size_h - 1)
+    on = (uv_mask_SxSx1[row, col, 0] > 0.5).astype(jnp.int32)
+    return jax.ops.segment_max(on, faces_Tx3.reshape(-1), num_segments=n_vertices) > 0

@@ -96,7 +96,7 @@ def test_fit_data_writes_scores_and_lowers_the_landmark_error(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 2
     assert set(summary["fit"]) == {"landmark_px", "shape_sim_mm", "shape_mm", "mesh_sim_mm",
-                                   "mesh_mm"}
+                                   "mesh_mm", "face_shape_sim_mm", "face_mesh_sim_mm"}
     assert summary["fit"]["landmark_px"] < 0.5 * summary["mean_face"]["landmark_px"]
     rows = (out / "errors.csv").read_text().splitlines()
     assert len(rows) == 3 and rows[0].startswith("image,landmark_px_before")
@@ -148,3 +148,27 @@ def test_model_prediction_inverts_the_decoding(rng, tiny_model):
     np.testing.assert_allclose(np.asarray(light_from_code(code["light"])),
                                np.asarray(pred["light"]), rtol=1e-5, atol=1e-6)
     assert set(code) == set(mean_face(2, model.assets.sizes))
+
+
+def test_ground_truth_errors_ignore_exactly_what_they_should(rng, model):
+    """The truth under a similarity: similarity-aligned errors 0 (whole head and face region),
+    rigid ones the scale's effect; a shape error of known size inside the region only."""
+    from jaxface.flame.rotation import rodrigues
+    from jaxface.infer.predict import ground_truth_errors, neutral_head
+
+    shape = jnp.asarray(rng.normal(size=(2, model.n_shape)), jnp.float32)
+    verts = neutral_head(model, shape).vertices
+    rot = rodrigues(jnp.asarray(rng.normal(size=(2, 3)) * 0.3, jnp.float32))
+    scale = 1.2
+    moved = scale * jnp.einsum("bij,bvj->bvi", rot, verts) + jnp.asarray([0.1, -0.2, 0.3])
+    region = jnp.asarray(rng.uniform(size=verts.shape[1]) > 0.5)
+    out = ground_truth_errors(model, verts, shape, {"vertices": moved, "shape": shape}, region)
+    for key in ("mesh_sim_mm", "face_mesh_sim_mm", "shape_sim_mm", "face_shape_sim_mm",
+                "shape_mm"):
+        np.testing.assert_allclose(np.asarray(out[key]), 0, atol=2e-2)   # float32 in mm
+    assert np.all(np.asarray(out["mesh_mm"]) > 1.0)
+    # A bump of 1 mm along z on the region's vertices only.
+    bumped = verts + jnp.where(region[:, None], jnp.asarray([0, 0, 1e-3]), 0.0)
+    out = ground_truth_errors(model, bumped, shape, {"vertices": verts}, region)
+    np.testing.assert_allclose(np.asarray(out["face_mesh_sim_mm"]), 0, atol=2e-2)
+    assert np.all(np.asarray(out["mesh_sim_mm"]) > 0.1)

@@ -146,3 +146,22 @@ def test_uv_orientation_of_a_mirrored_layout(model):
     assert not uv_orientation_flipped(square[:, :2], faces)
     assert uv_orientation_flipped(square[:, :2] * [-1, 1], faces)
     assert not uv_orientation_flipped(np.asarray(model.uvs), np.asarray(model.uv_faces))
+
+
+def test_vertices_in_uv_mask_against_a_loop(rng):
+    from jaxface.render.uv import vertices_in_uv_mask
+
+    n_v, n_vt, n_t, size = 30, 40, 50, 8
+    faces = rng.integers(0, n_v, size=(n_t, 3))
+    uv_faces = rng.integers(0, n_vt, size=(n_t, 3))
+    uv = rng.uniform(size=(n_vt, 2))
+    mask = (rng.uniform(size=(size, size, 1)) > 0.5).astype(np.float32)
+    want = np.zeros(n_v, bool)
+    for t in range(n_t):
+        for k in range(3):
+            u, v = uv[uv_faces[t, k]]
+            row, col = min(int((1 - v) * size), size - 1), min(int(u * size), size - 1)
+            want[faces[t, k]] |= mask[row, col, 0] > 0.5
+    got = vertices_in_uv_mask(jnp.asarray(mask), jnp.asarray(faces), jnp.asarray(uv),
+                              jnp.asarray(uv_faces), n_v)
+    np.testing.assert_array_equal(np.asarray(got), want)
