@@ -196,7 +196,8 @@ def _fit(args) -> int:
     if args.data:
         try:
             s = fit_dataset(args.data, args.out, cfg, args.split, args.images,
-                            cfg.fit.batch_size)
+                            cfg.fit.batch_size,
+                            given=tuple(g for g in args.given.split(",") if g))
         except FitError as e:
             print(f"jaxface fit: error: {e}", file=sys.stderr)
             return 2
@@ -413,7 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of photos: a dataset folder (jaxface synth/prepare) whose "
                         "split is fitted and, with ground truth, scored")
     p.add_argument("--split", default="val", help="the --data split (default val)")
-    p.add_argument("--images", type=int, default=32, help="--data images to fit (default 32)")
+    p.add_argument("--images", type=_at_least(1), default=32,
+                   help="--data images to fit (default 32)")
+    p.add_argument("--given", default="",
+                   help="with --data: comma-separated groups (shape, exp, pose) set to the "
+                        "ground truth and held there: an oracle that shows which ambiguity "
+                        "limits the fit")
     p.set_defaults(run=_fit, config_args=True)
 
     p = sub.add_parser("now-predict",

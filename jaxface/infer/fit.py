@@ -217,16 +217,30 @@ ERROR_KEYS = ("landmark_px", "shape_sim_mm", "shape_mm", "mesh_sim_mm", "mesh_mm
               "face_shape_sim_mm", "face_mesh_sim_mm")
 
 
+# Ground-truth keys of synthetic data that are parameter groups of the code, as the code.
+TRUTH_GROUPS = {"shape": lambda b: b["shape"], "exp": lambda b: b["expression"],
+                "pose": lambda b: jnp.concatenate([b["pose"][:, :3], b["pose"][:, 6:9]], -1)}
+
+
 def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "val",
-                images: int = 32, batch_size: int = 8, progress: bool = True) -> dict:
+                images: int = 32, batch_size: int = 8, progress: bool = True,
+                given: tuple[str, ...] = ()) -> dict:
     """Fits the first ``images`` images of a dataset split (one per identity, framed with
     DECA's test crop ``data.crop_scale``) from the mean face and, where the data hold
     synthetic ground truth, measures the 3-D errors before (the mean face) and after.
-    Writes ``errors.csv`` (per image), ``summary.json`` (means), ``fits.png`` (the first
-    batch: input | landmarks | fitted shape | overlay) and the loss curves; returns the
-    summary."""
+    ``given``: groups of :data:`TRUTH_GROUPS` set to the truth and held there (an oracle, to
+    see which ambiguity limits the fit). Writes ``errors.csv`` (per image), ``summary.json``
+    (means), ``fits.png`` (the first batch: input | landmarks | fitted shape | overlay) and
+    the loss curves; returns the summary."""
     from jaxface.data.pipeline import eval_batches
 
+    unknown = sorted(set(given) - set(TRUTH_GROUPS))
+    if unknown:
+        raise FitError(f"cannot give {unknown} from the truth: only {sorted(TRUTH_GROUPS)}")
+    if given:
+        cfg = cfg.copy_and_resolve_references()
+        for group in given:
+            cfg.fit.lr[group] = 0.0
     assets = load_assets(cfg)
     size = cfg.model.image_size
     batches = eval_batches(data_dir, batch_size, 1, split)
@@ -244,7 +258,8 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
         batch = frame_batch(jax.tree.map(jnp.asarray, batches[k]), size, cfg.data.crop_scale)
         rows["before"].append(jax.device_get(errors(mean_face(batch_size, assets.sizes),
                                                     batch)))
-        p, curves = fit_batch(batch, assets, cfg, None, progress)
+        init = mean_face(batch_size, assets.sizes) | {g: TRUTH_GROUPS[g](batch) for g in given}
+        p, curves = fit_batch(batch, assets, cfg, init, progress)
         rows["after"].append(jax.device_get(errors(p, batch)))
         write_loss_curve(out_dir / f"loss_{k}", curves)
         if k == 0:
@@ -262,7 +277,7 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
                                         for w in ("before", "after")))
     (out_dir / "errors.csv").write_text("\n".join(lines) + "\n")
     summary = {"images": len(table["after"][keys[0]]), "split": split, "data": str(data_dir),
-               "seconds": round(time.perf_counter() - start, 1),
+               "seconds": round(time.perf_counter() - start, 1), "given": list(given),
                "mean_face": {k: float(np.mean(table["before"][k])) for k in keys},
                "fit": {k: float(np.mean(table["after"][k])) for k in keys}}
     summary["fit_over_mean_face"] = {k: summary["fit"][k] / summary["mean_face"][k]

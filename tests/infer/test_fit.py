@@ -172,3 +172,21 @@ def test_ground_truth_errors_ignore_exactly_what_they_should(rng, model):
     out = ground_truth_errors(model, bumped, shape, {"vertices": verts}, region)
     np.testing.assert_allclose(np.asarray(out["face_mesh_sim_mm"]), 0, atol=2e-2)
     assert np.all(np.asarray(out["mesh_sim_mm"]) > 0.1)
+
+
+def test_given_groups_start_at_the_truth_and_stay(tmp_path):
+    from jaxface.data.synthetic import SynthSettings, generate
+    from jaxface.infer.fit import FitError, fit_dataset
+
+    data = tmp_path / "data"
+    generate(data, 1, 1, seed=4, settings=SynthSettings(image_size=96, occluder_prob=0.0),
+             val_identities=2)
+    cfg = _config("--config.model.image_size=64", "--config.model.uv_size=64",
+                  "--config.fit.rigid_steps=10", "--config.fit.expression_steps=10",
+                  "--config.fit.photometric_steps=0", "--config.fit.chunk=10")
+    s = fit_dataset(str(data), tmp_path / "fit", cfg, images=2, batch_size=2, progress=False,
+                    given=("shape",))
+    assert s["given"] == ["shape"] and s["mean_face"]["shape_sim_mm"] > 0.5
+    assert s["fit"]["shape_sim_mm"] < 1e-2 and s["fit"]["shape_mm"] < 1e-2
+    with pytest.raises(FitError, match="cannot give \\['tex'\\]"):
+        fit_dataset(str(data), tmp_path / "fit2", cfg, images=2, batch_size=2, given=("tex",))
