@@ -197,7 +197,8 @@ def _fit(args) -> int:
         try:
             s = fit_dataset(args.data, args.out, cfg, args.split, args.images,
                             cfg.fit.batch_size,
-                            given=tuple(g for g in args.given.split(",") if g))
+                            given=tuple(g for g in args.given.split(",") if g),
+                            images_per_identity=args.per_identity)
         except FitError as e:
             print(f"jaxface fit: error: {e}", file=sys.stderr)
             return 2
@@ -416,6 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", help="the --data split (default val)")
     p.add_argument("--images", type=_at_least(1), default=32,
                    help="--data images to fit (default 32)")
+    p.add_argument("--per-identity", type=_at_least(1), default=1,
+                   help="with --data: images of each identity fitted together with one "
+                        "shared shape (several views; divides fit.batch_size; default 1)")
     p.add_argument("--given", default="",
                    help="with --data: comma-separated groups (shape, exp, pose) set to the "
                         "ground truth and held there: an oracle that shows which ambiguity "

@@ -69,10 +69,16 @@ def mean_face(batch_size: int, sizes: dict) -> dict[str, jax.Array]:
     return out
 
 
-def fit_loss(p: dict, batch: dict, assets, cfg, photometric: bool):
+def fit_loss(p: dict, batch: dict, assets, cfg, photometric: bool, group_size: int = 1):
     """-> (loss, terms): the coarse objective of parameters ``p`` on a batch of framed faces
     (``image``, ``landmarks`` in pixels, ``mask`` at ``model.image_size``), each image's
-    terms weighted as one (the regulariser per image, not summed over the batch)."""
+    terms weighted as one (the regulariser per image, not summed over the batch).
+    ``group_size`` > 1: consecutive groups of that many images show one identity and share
+    its shape (each group's mean; copies that start equal get equal updates and stay so)."""
+    if group_size > 1:
+        b, n = p["shape"].shape
+        shared = jnp.mean(p["shape"].reshape(b // group_size, group_size, n), axis=1)
+        p = p | {"shape": jnp.repeat(shared, group_size, axis=0)}
     loss_cfg = cfg.loss
     if not photometric:
         loss_cfg = loss_cfg.copy_and_resolve_references()
@@ -99,13 +105,13 @@ def stage_optimizer(lr_cfg, stage: FitStage) -> optax.GradientTransformation:
                                  {g: g for g in PARAM_GROUPS})
 
 
-def make_fit_chunk(assets, cfg, stage: FitStage, optimizer, length: int):
+def make_fit_chunk(assets, cfg, stage: FitStage, optimizer, length: int, group_size: int = 1):
     """-> jit ``chunk(p, opt_state, batch) -> (p, opt_state, losses (length,))``: ``length``
     optimisation steps of ``stage``."""
     def one_step(carry, _):
         p, opt_state, batch = carry
         (loss, _), grads = jax.value_and_grad(fit_loss, has_aux=True)(
-            p, batch, assets, cfg, stage.photometric)
+            p, batch, assets, cfg, stage.photometric, group_size)
         updates, new_state = optimizer.update(grads, opt_state, p)
         finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
@@ -120,10 +126,11 @@ def make_fit_chunk(assets, cfg, stage: FitStage, optimizer, length: int):
     return chunk
 
 
-def fit_batch(batch: dict, assets, cfg, init: dict | None = None, progress: bool = True
-              ) -> tuple[dict, dict[str, np.ndarray]]:
+def fit_batch(batch: dict, assets, cfg, init: dict | None = None, progress: bool = True,
+              group_size: int = 1) -> tuple[dict, dict[str, np.ndarray]]:
     """Fits a batch of framed faces -> (parameters, {stage name: loss per step}).
-    ``init``: starting parameters (a model's prediction), else the mean face."""
+    ``init``: starting parameters (a model's prediction), else the mean face.
+    ``group_size``: images per identity sharing one shape (:func:`fit_loss`)."""
     from tqdm import tqdm
 
     batch = {k: jnp.asarray(batch[k]) for k in ("image", "landmarks", "mask")}
@@ -137,7 +144,8 @@ def fit_batch(batch: dict, assets, cfg, init: dict | None = None, progress: bool
         opt_state = optimizer.init(p)
         full, rest = divmod(stage.steps, cfg.fit.chunk)
         lengths = [cfg.fit.chunk] * full + ([rest] if rest else [])
-        chunks = {n: make_fit_chunk(assets, cfg, stage, optimizer, n) for n in set(lengths)}
+        chunks = {n: make_fit_chunk(assets, cfg, stage, optimizer, n, group_size)
+                  for n in set(lengths)}
         losses = []
         for n in lengths:
             p, opt_state, got = chunks[n](p, opt_state, batch)
@@ -224,14 +232,15 @@ TRUTH_GROUPS = {"shape": lambda b: b["shape"], "exp": lambda b: b["expression"],
 
 def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "val",
                 images: int = 32, batch_size: int = 8, progress: bool = True,
-                given: tuple[str, ...] = ()) -> dict:
-    """Fits the first ``images`` images of a dataset split (one per identity, framed with
-    DECA's test crop ``data.crop_scale``) from the mean face and, where the data hold
-    synthetic ground truth, measures the 3-D errors before (the mean face) and after.
-    ``given``: groups of :data:`TRUTH_GROUPS` set to the truth and held there (an oracle, to
-    see which ambiguity limits the fit). Writes ``errors.csv`` (per image), ``summary.json``
-    (means), ``fits.png`` (the first batch: input | landmarks | fitted shape | overlay) and
-    the loss curves; returns the summary."""
+                given: tuple[str, ...] = (), images_per_identity: int = 1) -> dict:
+    """Fits the first ``images`` images of a dataset split (one per identity, unless
+    ``images_per_identity`` > 1: then that many images of each identity are fitted together,
+    sharing one shape — several views), framed with DECA's test crop ``data.crop_scale``,
+    from the mean face and, where the data hold synthetic ground truth, measures the 3-D
+    errors before (the mean face) and after. ``given``: groups of :data:`TRUTH_GROUPS` set
+    to the truth and held there (an oracle, to see which ambiguity limits the fit). Writes
+    ``errors.csv`` (per image), ``summary.json`` (means), ``fits.png`` (the first batch:
+    input | landmarks | fitted shape | overlay) and the loss curves; returns the summary."""
     from jaxface.data.pipeline import eval_batches
 
     unknown = sorted(set(given) - set(TRUTH_GROUPS))
@@ -243,7 +252,11 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
             cfg.fit.lr[group] = 0.0
     assets = load_assets(cfg)
     size = cfg.model.image_size
-    batches = eval_batches(data_dir, batch_size, 1, split)
+    if batch_size % images_per_identity:
+        raise FitError(f"the batch ({batch_size}) must hold whole identities of "
+                       f"{images_per_identity} images")
+    batches = eval_batches(data_dir, batch_size // images_per_identity, images_per_identity,
+                           split)
     if batches is None:
         raise FitError(f"{data_dir} has no {split!r} split with identities to fit")
     n_batches = min(len(batches), -(-images // batch_size))
@@ -259,7 +272,7 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
         rows["before"].append(jax.device_get(errors(mean_face(batch_size, assets.sizes),
                                                     batch)))
         init = mean_face(batch_size, assets.sizes) | {g: TRUTH_GROUPS[g](batch) for g in given}
-        p, curves = fit_batch(batch, assets, cfg, init, progress)
+        p, curves = fit_batch(batch, assets, cfg, init, progress, images_per_identity)
         rows["after"].append(jax.device_get(errors(p, batch)))
         write_loss_curve(out_dir / f"loss_{k}", curves)
         if k == 0:
@@ -278,6 +291,7 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
     (out_dir / "errors.csv").write_text("\n".join(lines) + "\n")
     summary = {"images": len(table["after"][keys[0]]), "split": split, "data": str(data_dir),
                "seconds": round(time.perf_counter() - start, 1), "given": list(given),
+               "images_per_identity": images_per_identity,
                "mean_face": {k: float(np.mean(table["before"][k])) for k in keys},
                "fit": {k: float(np.mean(table["after"][k])) for k in keys}}
     summary["fit_over_mean_face"] = {k: summary["fit"][k] / summary["mean_face"][k]

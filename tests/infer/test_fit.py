@@ -190,3 +190,29 @@ def test_given_groups_start_at_the_truth_and_stay(tmp_path):
     assert s["fit"]["shape_sim_mm"] < 1e-2 and s["fit"]["shape_mm"] < 1e-2
     with pytest.raises(FitError, match="cannot give \\['tex'\\]"):
         fit_dataset(str(data), tmp_path / "fit2", cfg, images=2, batch_size=2, given=("tex",))
+
+
+def test_views_of_one_identity_share_their_shape(tmp_path):
+    """--per-identity 2: each identity's images get one shape (their shape errors equal),
+    each image its own pose and expression; the batch must hold whole identities."""
+    from jaxface.data.synthetic import SynthSettings, generate
+    from jaxface.infer.fit import FitError, fit_dataset
+
+    data = tmp_path / "data"
+    generate(data, 1, 2, seed=5, settings=SynthSettings(image_size=96, occluder_prob=0.0),
+             val_identities=2)
+    cfg = _config("--config.model.image_size=64", "--config.model.uv_size=64",
+                  "--config.fit.rigid_steps=0", "--config.fit.expression_steps=0",
+                  "--config.fit.photometric_steps=10", "--config.fit.chunk=10",
+                  "--config.fit.lr.shape=0.05")
+    s = fit_dataset(str(data), tmp_path / "fit", cfg, images=4, batch_size=4, progress=False,
+                    images_per_identity=2)
+    assert s["images"] == 4 and s["images_per_identity"] == 2
+    rows = [r.split(",") for r in (tmp_path / "fit" / "errors.csv").read_text().split()[1:]]
+    col = (tmp_path / "fit" / "errors.csv").read_text().split()[0].split(",").index(
+        "shape_sim_mm_after")
+    assert rows[0][col] == rows[1][col] and rows[2][col] == rows[3][col]
+    assert rows[0][col] != rows[2][col] and rows[0][col] != rows[0][col - 1]   # it moved
+    with pytest.raises(FitError, match="whole identities"):
+        fit_dataset(str(data), tmp_path / "fit2", cfg, images=4, batch_size=3,
+                    images_per_identity=2)
