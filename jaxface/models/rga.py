@@ -14,7 +14,9 @@ Faithful to the official module (microsoft/Relation-Aware-Global-Attention-Netwo
   cha_ratio, gx: N -> N / spa_ratio, head (1 + C / cha_ratio) // down_ratio -> 1; each
   channel is scaled by its sigmoid weight.
 
-1x1 convolutions are ``nnx.Linear`` layers without bias on the last axis (the same map).
+1x1 convolutions are ``nnx.Linear`` layers without bias on the last axis (the same map). The
+relation embedding is computed in its exact low-rank form where that is cheaper (see
+``RelationAttention``); the parameters are the official module's either way.
 The number of positions N is fixed at construction, as in the original: the relation
 embeddings' widths depend on it.
 """
@@ -37,7 +39,11 @@ class Embed(nnx.Module):
         self.relu = relu
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.bn(self.conv(x))
+        return self.normalize(self.conv(x))
+
+    def normalize(self, y: jax.Array) -> jax.Array:
+        """BatchNorm (+ ReLU) of the convolution's output ``y``."""
+        y = self.bn(y)
         return jax.nn.relu(y) if self.relu else y
 
 
@@ -63,14 +69,28 @@ class RelationAttention(nnx.Module):
         self.w1 = Embed(1 + inter_nodes, hidden, rngs=rngs)
         self.w2 = Embed(hidden, 1, relu=False, rngs=rngs)
         self.n_nodes = n_nodes
+        # The relation embedding is linear in G before its BatchNorm, and G = theta phi^T has
+        # rank <= d (the embedded width), so with gg's weight split [W_out; W_in] over the 2N
+        # inputs, [G, G^T] W = theta (phi^T W_out) + phi (theta^T W_in): O(N d m) instead of
+        # O(N^2 m), and no N x N matrix. The same numbers; used where it is cheaper (d < N/2:
+        # RGA-S at C2..C4; the channel branches have d = N / spa_ratio but N = C is small).
+        self.low_rank = 2 * inter_dim < n_nodes
 
     def __call__(self, nodes_BxNxD: jax.Array) -> jax.Array:
         """Attention logits (B, N, 1) for nodes (B, N, D)."""
         theta, phi = self.theta(nodes_BxNxD), self.phi(nodes_BxNxD)
-        relation = jnp.einsum("bid,bjd->bij", theta, phi)            # G[i, j]
-        joint = jnp.concatenate([relation, jnp.swapaxes(relation, 1, 2)], -1)
+        if self.low_rank:
+            weight = self.gg.conv.kernel[...]                       # (2N, m): [W_out; W_in]
+            w_out, w_in = weight[:self.n_nodes], weight[self.n_nodes:]
+            relations = (
+                jnp.einsum("bid,bdm->bim", theta, jnp.einsum("bjd,jm->bdm", phi, w_out))
+                + jnp.einsum("bid,bdm->bim", phi, jnp.einsum("bjd,jm->bdm", theta, w_in)))
+            embedded = self.gg.normalize(relations)
+        else:
+            relation = jnp.einsum("bid,bjd->bij", theta, phi)        # G[i, j]
+            embedded = self.gg(jnp.concatenate([relation, jnp.swapaxes(relation, 1, 2)], -1))
         own = jnp.mean(self.gx(nodes_BxNxD), -1, keepdims=True)
-        return self.w2(self.w1(jnp.concatenate([own, self.gg(joint)], -1)))
+        return self.w2(self.w1(jnp.concatenate([own, embedded], -1)))
 
 
 class RGA(nnx.Module):

@@ -143,3 +143,27 @@ def test_rga_is_differentiable_under_jit(rng):
     leaves = jax.tree_util.tree_leaves(grads)
     assert all(np.all(np.isfinite(g)) for g in leaves)
     assert sum(float(jnp.sum(jnp.abs(g))) > 0 for g in leaves) == len(leaves)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_low_rank_relation_embedding_equals_the_direct_one(rng, x64, train):
+    """[G, G^T] W computed as theta (phi^T W_out) + phi (theta^T W_in): the same outputs and
+    gradients (inputs and every parameter) as building the N x N relation matrix."""
+    rga = _randomized(RGA(C, H * W, **RATIOS, rngs=nnx.Rngs(0)), rng)
+    assert rga.spatial.low_rank and rga.channel.low_rank   # both cheaper here (d < N / 2)
+    net = nnx.view(rga, use_running_average=not train)
+    x = jnp.asarray(rng.normal(size=(3, H, W, C)))
+    cotangent = jnp.asarray(rng.normal(size=x.shape))
+
+    def run(low_rank):
+        net.spatial.low_rank = net.channel.low_rank = low_rank
+        graphdef, state = nnx.split(net)
+
+        def loss(state, x):
+            return jnp.sum(nnx.merge(graphdef, state)(x) * cotangent)
+        return loss(state, x), jax.grad(loss, argnums=(0, 1))(state, x)
+
+    (fast, fast_grads), (direct, direct_grads) = run(True), run(False)
+    np.testing.assert_allclose(float(fast), float(direct), rtol=1e-10)
+    for a, b in zip(jax.tree.leaves(fast_grads), jax.tree.leaves(direct_grads), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
