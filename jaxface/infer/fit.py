@@ -31,7 +31,7 @@ import optax
 from jaxface.configs import PRETRAIN_OFF
 from jaxface.data.prepare import prepare_image, prepared_batches
 from jaxface.geometry.framing import frame_batch
-from jaxface.infer.mesh_io import write_png
+from jaxface.infer.mesh_io import label_columns, write_png
 from jaxface.infer.predict import (
     coarse_geometry,
     ground_truth_errors,
@@ -277,10 +277,11 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
         write_loss_curve(out_dir / f"loss_{k}", curves)
         if k == 0:
             v = jax.device_get(views(p, batch))
-            write_png(out_dir / "fits.png", np.concatenate(
+            write_png(out_dir / "fits.png", label_columns(np.concatenate(
                 [np.concatenate([np.asarray(batch["image"][i]), v["landmark_image"][i],
                                  v["coarse_shape"][i], v["overlay"][i]], 1)
-                 for i in range(min(batch_size, 4))], 0))
+                 for i in range(min(batch_size, 4))], 0),
+                ["input", "landmarks (given green, fit red)", "fitted shape", "overlay"]))
     table = {when: {key: np.concatenate([r[key] for r in got]) for key in got[0]}
              for when, got in rows.items()}
     keys = [k for k in ERROR_KEYS if k in table["after"]]

@@ -11,6 +11,7 @@ detail displacement and the renders — and per face, in ``<out>/<name>/``:
     <name>_params.npz           every output of the network (see jaxface.infer.predict)
     <name>_params.json          FLAME parameters, camera, light, landmarks in the photo
     <name>_vis.png              input | landmarks | coarse shape | detail shape | overlay
+                                (labelled above)
 
 Photos without a usable face are reported (``report.json``) and the others go on. Batches
 have a fixed size (the last one padded) so the step compiles once.
@@ -29,12 +30,14 @@ import numpy as np
 
 from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches
 from jaxface.export.model_dir import LoadedModel, load_model
-from jaxface.infer.mesh_io import dense_mesh, write_obj, write_png, write_png16
+from jaxface.infer.mesh_io import dense_mesh, label_columns, write_obj, write_png, write_png16
 from jaxface.infer.predict import detail_normal_map, detail_surface, predict, render_geometry
 from jaxface.render import render_shape
 from jaxface.render.overlay import draw_points
 
 PARAM_KEYS = ("shape", "exp", "pose", "tex", "cam", "light", "detail_code")
+VIS_COLUMNS = ["input", "landmarks (detected green, ours red)", "coarse shape",
+               "detail shape", "overlay"]
 
 
 def find_photos(inputs) -> list[pathlib.Path]:
@@ -103,9 +106,9 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
     np.savez(folder / f"{name}_params.npz",
              **{k: v for k, v in out.items() if k not in ("landmark_image", "overlay")})
     image = example["image"].astype(np.float32) / 255.0
-    write_png(folder / f"{name}_vis.png", np.concatenate(
+    write_png(folder / f"{name}_vis.png", label_columns(np.concatenate(
         [image, out["landmark_image"], out["coarse_shape"], out["detail_shape"],
-         out["overlay"]], axis=1))
+         out["overlay"]], axis=1), VIS_COLUMNS))
     record = {k: np.asarray(out[k]).tolist() for k in PARAM_KEYS if k in out}
     record.update({
         "landmarks2d_crop": out["landmarks2d"].tolist(),

@@ -74,7 +74,7 @@ def test_every_file_is_written_and_valid(reconstructed, tiny_model, name):
     np.testing.assert_allclose(lo_d + disp / 65535 * (hi_d - lo_d),
                                params["displacement"][..., 0], atol=(hi_d - lo_d) / 65535)
     vis = Image.open(folder / f"{name}_vis.png")
-    assert vis.size == (5 * 224, 224) and vis.mode == "RGB"
+    assert vis.size == (5 * 224, 224 + 14) and vis.mode == "RGB"   # under a label strip
     np.testing.assert_allclose(record["shape"], params["shape"], rtol=1e-6)
 
 
