@@ -281,7 +281,7 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
                 [np.concatenate([np.asarray(batch["image"][i]), v["landmark_image"][i],
                                  v["coarse_shape"][i], v["overlay"][i]], 1)
                  for i in range(min(batch_size, 4))], 0),
-                ["input", "landmarks (given green, fit red)", "fitted shape", "overlay"]))
+                ["input", "landmarks", "fitted shape", "overlay"]))
     table = {when: {key: np.concatenate([r[key] for r in got]) for key in got[0]}
              for when, got in rows.items()}
     keys = [k for k in ERROR_KEYS if k in table["after"]]

@@ -36,7 +36,7 @@ from jaxface.render import render_shape
 from jaxface.render.overlay import draw_points
 
 PARAM_KEYS = ("shape", "exp", "pose", "tex", "cam", "light", "detail_code")
-VIS_COLUMNS = ["input", "landmarks (detected green, ours red)", "coarse shape",
+VIS_COLUMNS = ["input", "landmarks", "coarse shape",   # landmarks: detected green, ours red
                "detail shape", "overlay"]
 
 

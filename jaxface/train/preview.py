@@ -11,7 +11,7 @@ from jaxface.infer.predict import detail_normal_map, predict, render_geometry
 from jaxface.render.overlay import draw_points
 
 # The preview's columns, left to right.
-PREVIEW_COLUMNS = ["input", "coarse", "detail", "landmarks (given green, predicted red)"]
+PREVIEW_COLUMNS = ["input", "coarse", "detail", "landmarks"]   # given green, predicted red
 
 
 def make_preview(graphdef, assets, cfg):
