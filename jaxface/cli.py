@@ -97,8 +97,12 @@ def _model_summary(args) -> int:
     model_cfg = cfg.model if "model" in cfg else cfg
     sizes = param_sizes()
     if "face_model" in cfg:
+        from jaxface import flame
+
+        # The albedo components a run uses: n_albedo, or fewer if the albedo file has fewer.
         fm = cfg.face_model
-        sizes = param_sizes(fm.n_shape, fm.n_albedo, fm.n_expression)
+        _, albedo = flame.load_face_model(fm)
+        sizes = param_sizes(fm.n_shape, albedo.basis.shape[-1], fm.n_expression)
     print(summarize(model_cfg, sizes))
     if args.ablations:
         print()

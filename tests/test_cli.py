@@ -44,6 +44,18 @@ def test_model_summary_with_overrides_and_ablations(capsys):
     assert "E_c -> code (B, 236)" in out and len(out.split("PIM  GRPAM")[1].splitlines()) == 5
 
 
+def test_model_summary_counts_the_albedo_components_a_run_uses(capsys):
+    """configs/synthetic.py asks for 50 albedo components; its head's albedo has 20, which
+    is what training uses, so the summary says 20 (as load_assets does)."""
+    from jaxface.configs import load_config
+    from jaxface.train.assets import load_assets
+
+    config = str(pathlib.Path(__file__).parents[1] / "configs" / "synthetic.py")
+    assert main(["model-summary", f"--config={config}"]) == 0
+    used = load_assets(load_config([f"--config={config}"])).sizes["tex"]
+    assert used < 50 and f"tex {used}," in capsys.readouterr().out
+
+
 def test_model_summary_rejects_unknown_fields_and_flags(capsys):
     assert main(["model-summary", f"--config={MODEL_CONFIG}", "--config.use_gpram=False"]) == 2
     assert "unknown config field(s) config.use_gpram" in capsys.readouterr().err

@@ -41,7 +41,12 @@ def _args(data, steps):
 def _log(workdir):
     """The last logged train metrics of each step (a resumed run logs the steps after its
     checkpoint again)."""
-    rows = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    rows = []
+    for line in (workdir / "metrics.jsonl").read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:   # the line a running (or killed) writer had not ended
+            continue
     return {r["step"]: r for r in rows if r["kind"] == "train"}
 
 
@@ -77,6 +82,35 @@ def test_run_killed_by_sigkill_resumes_bit_for_bit(data, tmp_path):
         assert {k: v for k, v in log_a[step].items() if k != "images_per_second"} == \
                {k: v for k, v in log_b[step].items() if k != "images_per_second"}
     assert (killed / "config.json").is_file() and (killed / "tensorboard").is_dir()
+
+
+@pytest.mark.slow
+def test_a_kill_redoes_at_most_two_checkpoint_intervals(data, tmp_path):
+    """One save in flight: when step k is logged, the save before the last one has completed,
+    so a SIGKILL then redoes at most 2 x checkpoint_every steps (one, once the newest save has
+    finished); the resumed run starts from the newest complete checkpoint."""
+    interval = 2
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
+               JAX_COMPILATION_CACHE_DIR=jax.config.jax_compilation_cache_dir or "")
+    workdir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "jaxface.cli", "train", *_args(data, 100),
+                             f"--workdir={workdir}"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if (workdir / "metrics.jsonl").is_file() and max(_log(workdir), default=0) >= 9:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    logged = max(_log(workdir))
+    checkpoints = Checkpoints(workdir)          # removes what the kill left half-written
+    newest = checkpoints.latest_step()
+    checkpoints.close()
+    assert newest is not None and logged - newest <= 2 * interval, (logged, newest)
+    out = train_and_evaluate(load_config(_args(data, logged + 1)), workdir, progress=False)
+    assert out["step"] == logged + 1
 
 
 @pytest.mark.slow
