@@ -57,6 +57,12 @@ class DlibLandmarks:
         """The best-scored face of an RGB uint8 image; :class:`NoFaceError` when none."""
         rects, scores, _ = self.detector.run(np.ascontiguousarray(rgb_HxWx3), self.upsample)
         if len(rects) == 0:
+            # dlib's HOG detector scans an 80 x 80 window (halved per upsampling).
+            smallest = 80 / 2 ** self.upsample
+            h, w = rgb_HxWx3.shape[:2]
+            if min(h, w) < 1.5 * smallest:
+                raise NoFaceError(f"no face found: the image is only {w}x{h} px and dlib's "
+                                  f"detector finds faces of at least ~{smallest:.0f} px")
             raise NoFaceError("no face found")
         best = int(np.argmax(scores))
         rect = rects[best]

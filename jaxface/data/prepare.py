@@ -40,6 +40,8 @@ class ImageError(ValueError):
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
     """An 8-bit RGB array of any common image file; :class:`ImageError` says why not."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ImageError("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

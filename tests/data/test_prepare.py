@@ -93,6 +93,8 @@ def _write_inputs(folder, photos):
     (folder / "grace" / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 3])
     (folder / "grace" / "corrupt.png").write_bytes(b"\x89PNG not really an image")
     Image.fromarray(np.full((200, 200, 3), 128, np.uint8)).save(folder / "blank.png")
+    (folder / "grace" / "empty.jpg").write_bytes(b"")
+    Image.open(folder / "grace" / "hopper.jpg").resize((25, 25)).save(folder / "grace" / "tiny.png")
 
 
 def test_prepare_reports_bad_inputs_and_keeps_the_rest(tmp_path, detector, photos):
@@ -101,9 +103,11 @@ def test_prepare_reports_bad_inputs_and_keeps_the_rest(tmp_path, detector, photo
     ok = {p.split("/")[-1] for p in report["ok"]}
     failed = {p.split("/")[-1]: why for p, why in report["failed"].items()}
     assert ok == {"color.png", "gray.png", "rgba.png", "deep.png", "huge.jpg", "hopper.jpg"}
-    assert set(failed) == {"truncated.jpg", "corrupt.png", "blank.png"}
+    assert set(failed) == {"truncated.jpg", "corrupt.png", "blank.png", "empty.jpg", "tiny.png"}
     assert "unreadable" in failed["truncated.jpg"] and "unreadable" in failed["corrupt.png"]
     assert failed["blank.png"] == "no face found"
+    assert failed["empty.jpg"] == "empty file (0 bytes)"
+    assert failed["tiny.png"].startswith("no face found: the image is only 25x25 px")
     assert json.loads((tmp_path / "out" / "report.json").read_text()) == report
     source = ArrayRecordDataSource(shard_paths(tmp_path / "out", "train"))
     examples = [decode_example(source[i]) for i in range(len(source))]
