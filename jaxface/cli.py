@@ -212,11 +212,9 @@ def _fit(args) -> int:
               + f"; see {args.out}/summary.json")
         return 0
     from jaxface.data.landmarks import landmark_backend
-    from jaxface.export.model_dir import load_model
 
-    model = load_model(args.model) if args.model else None
-    report = fit_photos(args.inputs, args.out, landmark_backend(args.landmarks), cfg, model,
-                        cfg.fit.batch_size)
+    report = fit_photos(args.inputs, args.out, landmark_backend(args.landmarks), cfg,
+                        args.model, cfg.fit.batch_size)
     _print_skipped(report["failed"])
     n = len(report["ok"])
     print(f"fitted {n} face(s) into {args.out} in {report['seconds']:.1f} s, skipped "
@@ -468,8 +466,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def use_compilation_cache() -> None:
+    """A persistent XLA compilation cache (``$XDG_CACHE_HOME/jaxface/xla``, default
+    ``~/.cache``), unless one is configured (``JAX_COMPILATION_CACHE_DIR``): the second run of
+    a command reuses the compiled steps instead of compiling them again for minutes."""
+    import os
+
+    import jax
+
+    if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    jax.config.update("jax_compilation_cache_dir", str(base / "jaxface" / "xla"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, rest = build_parser().parse_known_args(argv)
+    use_compilation_cache()
     if getattr(args, "config_args", None):
         args.config_args = rest  # --config=... and its overrides, parsed by ml_collections
     elif rest:

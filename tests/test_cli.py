@@ -142,3 +142,33 @@ def test_every_option_says_what_it_is():
                for name, parser in sub.choices.items() for a in parser._actions
                if not isinstance(a, argparse._HelpAction) and not a.help]
     assert not missing, missing
+
+
+def test_missing_inputs_and_a_bad_out_fail_before_the_model_loads(tmp_path, capsys):
+    """Checked first: no model is read (the model folder here does not even exist)."""
+    assert main(["reconstruct", "--model", str(tmp_path / "no_model"), str(tmp_path / "nope.jpg"),
+                 "--out", str(tmp_path / "out")]) == 2
+    assert f"no such photo or folder: {tmp_path / 'nope.jpg'}" in capsys.readouterr().err
+    (tmp_path / "photo.jpg").write_bytes(b"x")
+    code = main(["reconstruct", "--model", str(tmp_path / "no_model"),
+                 str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "photo.jpg" / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "photo.jpg/out" in err and "no_model" not in err, err
+
+
+def test_the_cli_keeps_a_persistent_compilation_cache(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    show = ("from jaxface.cli import use_compilation_cache; use_compilation_cache(); "
+            "import jax; print(jax.config.jax_compilation_cache_dir)")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    out = subprocess.run([sys.executable, "-c", show], env=env | {"XDG_CACHE_HOME": str(tmp_path)},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(tmp_path / "jaxface" / "xla")
+    mine = str(tmp_path / "mine")
+    out = subprocess.run([sys.executable, "-c", show],
+                         env=env | {"JAX_COMPILATION_CACHE_DIR": mine},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == mine

@@ -30,6 +30,7 @@ import optax
 
 from jaxface.configs import PRETRAIN_OFF
 from jaxface.data.prepare import prepare_image, prepared_batches
+from jaxface.export.model_dir import load_model
 from jaxface.geometry.framing import frame_batch
 from jaxface.infer.mesh_io import label_columns, write_png
 from jaxface.infer.predict import (
@@ -39,7 +40,7 @@ from jaxface.infer.predict import (
     predict,
     render_geometry,
 )
-from jaxface.infer.reconstruct import find_photos, with_views, write_faces
+from jaxface.infer.reconstruct import find_photos, with_views, writable_folder, write_faces
 from jaxface.losses import coarse_loss
 from jaxface.models import PARAM_GROUPS
 from jaxface.models.params import code_of_camera, code_of_light
@@ -179,25 +180,26 @@ def write_loss_curve(path: pathlib.Path, curves: dict[str, np.ndarray]) -> None:
     path.with_suffix(".csv").write_text("stage,step,loss\n" + "\n".join(rows) + "\n")
 
 
-def fit_photos(inputs, out_dir: str | os.PathLike, detector, cfg, model=None,
+def fit_photos(inputs, out_dir: str | os.PathLike, detector, cfg, model_dir=None,
                batch_size: int = 8, progress: bool = True) -> dict:
     """Fits every photo of ``inputs`` (files or folders) into ``out_dir``: per face the files
     of ``jaxface reconstruct`` (:func:`~jaxface.infer.reconstruct.write_face`; the detail
     mesh is the fitted surface with the fixed displacement) and, per batch, the loss curve
-    ``loss_<k>.png``/``.csv``. ``model``: a :class:`~jaxface.export.model_dir.LoadedModel`
-    whose prediction starts the fit, with its face model (else the mean face of
-    ``cfg.face_model``). Returns the report ({"ok", "failed", "seconds"})."""
+    ``loss_<k>.png``/``.csv``. ``model_dir``: a model folder (``jaxface export``) whose
+    prediction starts the fit, with its face model (else the mean face of
+    ``cfg.face_model``). Returns the report ({"ok", "failed", "load_seconds", "seconds"})."""
+    start = time.perf_counter()
+    photos = find_photos(inputs)           # the cheap checks first, before anything loads
+    out_dir = writable_folder(out_dir)
+    model = load_model(model_dir) if model_dir is not None else None
     assets = model.assets if model is not None else load_assets(cfg)
     size = cfg.model.image_size
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report = {"ok": {}, "failed": {}}
+    report = {"ok": {}, "failed": {}, "load_seconds": round(time.perf_counter() - start, 3)}
     views = jax.jit(lambda p, batch: with_views(outputs_of_params(p, assets, cfg, size),
                                                 batch, assets, cfg, size))
-    start = time.perf_counter()
     taken: set[str] = set()
     for k, (paths, examples, batch) in enumerate(prepared_batches(
-            find_photos(inputs), lambda path: prepare_image(path, detector, size),
+            photos, lambda path: prepare_image(path, detector, size),
             batch_size, report["failed"])):
         batch = {key: jnp.asarray(v) for key, v in batch.items()}
         init = None if model is None else model_prediction(model, batch, cfg)

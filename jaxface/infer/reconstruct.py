@@ -44,12 +44,24 @@ def find_photos(inputs) -> list[pathlib.Path]:
     """The image files among ``inputs`` (files, and folders searched recursively)."""
     photos = []
     for item in map(pathlib.Path, inputs):
+        if not item.exists():
+            raise FileNotFoundError(f"no such photo or folder: {item}")
         if item.is_dir():
             photos += sorted(p for p in item.rglob("*")
                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             photos.append(item)
     return photos
+
+
+def writable_folder(path: str | os.PathLike) -> pathlib.Path:
+    """``path`` created if needed; PermissionError naming it when files cannot be written
+    there (checked up front, not after minutes of work)."""
+    path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write to {path}")
+    return path
 
 
 def make_reconstruct_step(model: LoadedModel, size: int):
@@ -142,16 +154,16 @@ def write_faces(out_dir: pathlib.Path, paths, examples, out: dict, assets, cfg, 
 def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike, detector,
                 batch_size: int = 8, size: int = 224, progress: bool = True) -> dict:
     """Reconstructs every photo of ``inputs`` into ``out_dir``; returns the report
-    ({"ok": {photo: folder}, "failed": {photo: reason}, "seconds": ...})."""
+    ({"ok": {photo: folder}, "failed": {photo: reason}, "load_seconds": ..., "seconds": ...:
+    the whole command, the model's load included})."""
     from tqdm import tqdm
 
-    model = load_model(model_dir)
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    photos = find_photos(inputs)
-    report = {"ok": {}, "failed": {}}
-    step = make_reconstruct_step(model, size)
     start = time.perf_counter()
+    photos = find_photos(inputs)           # the cheap checks first, before the model loads
+    out_dir = writable_folder(out_dir)
+    model = load_model(model_dir)
+    report = {"ok": {}, "failed": {}, "load_seconds": round(time.perf_counter() - start, 3)}
+    step = make_reconstruct_step(model, size)
     taken: set[str] = set()
     bar = tqdm(photos, desc="reconstruct", unit="photo", disable=not progress)
     for paths, examples, batch in prepared_batches(
