@@ -84,8 +84,10 @@ def tiny_run(tmp_path_factory):
     (run / "config.json").write_text(cfg.to_json_best_effort(indent=2))
     model = model_from_config(cfg)
     params, stats = model.params, model.batch_stats
-    checkpoints = Checkpoints(run)
-    checkpoints.save(0, init_state(params, stats, cfg))
+    checkpoints = Checkpoints(run, best_metric="landmark_px")
+    state = init_state(params, stats, cfg)
+    checkpoints.save(0, state)
+    checkpoints.save_best(0, state, {"landmark_px": 1.0})   # export reads the best
     checkpoints.wait()
     checkpoints.close()
     return run

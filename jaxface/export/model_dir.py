@@ -30,7 +30,7 @@ from jaxface import flame
 from jaxface.assets import AssetError
 from jaxface.models import build_network
 from jaxface.train.assets import UV_REGION_KEYS, FaceAssets, load_assets
-from jaxface.train.checkpoint import restore_state
+from jaxface.train.checkpoint import best_variables, restore_state
 from jaxface.train.step import abstract_state
 
 CONFIG, VARIABLES, FACE_MODEL, MANIFEST = ("config.json", "variables.npz", "face_model.npz",
@@ -127,6 +127,13 @@ def load_run(workdir: str | os.PathLike, which: str = "best"):
         raise ValueError(f"which must be 'best' or 'last', got {which!r}")
     source = "best" if which == "best" and (workdir / "best").is_dir() and any(
         (workdir / "best").iterdir()) else "checkpoints"
+    if source == "best":
+        try:
+            best = restore_state(workdir, best_variables(like), source)
+        except (ValueError, KeyError):   # a run from before the best kept only these
+            best = best_variables(restore_state(workdir, like, source))
+        return (cfg, assets, graphdef, best["params"], best["batch_stats"], int(best["step"]),
+                source)
     state = restore_state(workdir, like, source)
     return cfg, assets, graphdef, state.params, state.batch_stats, int(state.step), source
 

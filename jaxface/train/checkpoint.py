@@ -49,6 +49,12 @@ def remove_incomplete(root: pathlib.Path) -> list[pathlib.Path]:
     return removed
 
 
+def best_variables(state) -> dict:
+    """What ``<workdir>/best`` keeps of a training state: parameters, BatchNorm statistics
+    and the step."""
+    return {"params": state.params, "batch_stats": state.batch_stats, "step": state.step}
+
+
 class Checkpoints:
     def __init__(self, workdir: str | os.PathLike, keep: int = 3, best_metric: str | None = None,
                  best_mode: str = "min", async_save: bool = True, clean: bool = True):
@@ -86,10 +92,13 @@ class Checkpoints:
         return waited
 
     def save_best(self, step: int, state, metrics: dict[str, float]) -> None:
-        """Offers ``state`` as the best; kept only if its metric beats the stored one."""
+        """Offers ``state``'s inference variables (:func:`best_variables`) as the best; kept
+        only if its metric beats the stored one. Not the optimiser's state (twice the
+        parameters' size) nor the RNG: the best is for export, resuming uses the last."""
         self.best.wait_until_finished()
-        self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
-                       metrics={k: float(v) for k, v in metrics.items()})
+        self.best.save(step, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(best_variables(state))),
+            metrics={k: float(v) for k, v in metrics.items()})
 
     def restore(self, state_like, step: int | None = None):
         """-> (state, data position) saved at ``step`` (default: the newest), the state

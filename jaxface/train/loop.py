@@ -29,7 +29,7 @@ from jaxface.models.network import sync_batch_norm
 from jaxface.models.torchvision import initialize_from_imagenet
 from jaxface.render.backend import resolve_backend
 from jaxface.train.assets import load_assets
-from jaxface.train.checkpoint import Checkpoints, restore_state
+from jaxface.train.checkpoint import Checkpoints, best_variables, restore_state
 from jaxface.train.metrics_log import MetricsLog
 from jaxface.train.preview import PREVIEW_COLUMNS, make_preview
 from jaxface.train.step import (
@@ -172,10 +172,11 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
           f"device(s) {[d.platform for d in mesh.devices.flat][:1]} on {hosts} host(s), "
           f"{how}; target step {cfg.train.steps}")
     state_mb = sum(x.nbytes for x in jax.tree.leaves(state)) / 2**20
+    best_mb = sum(x.nbytes for x in jax.tree.leaves(best_variables(state))) / 2**20
     print(f"jaxface train: a checkpoint every {cfg.train.checkpoint_every} steps "
           f"(train.checkpoint_every), {state_mb:.0f} MB each, the last "
-          f"{cfg.train.keep_checkpoints} kept + the best: up to "
-          f"{state_mb * (cfg.train.keep_checkpoints + 1) / 1024:.2f} GB; a kill loses the "
+          f"{cfg.train.keep_checkpoints} kept + the best ({best_mb:.0f} MB): up to "
+          f"{(state_mb * cfg.train.keep_checkpoints + best_mb) / 1024:.2f} GB; a kill loses the "
           "steps since the newest complete one (at most two intervals while a save is "
           "being written)")
     step_fn = make_train_step(graphdef, assets, cfg, group_size, mesh, frozen)

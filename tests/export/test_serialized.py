@@ -36,7 +36,7 @@ def test_model_folder_contents(tiny_model):
     assert files == {"config.json", "variables.npz", "face_model.npz", "manifest.json",
                      "README.md", "infer_batch_2.jaxexport", "infer_batch_any.jaxexport"}
     manifest = json.loads((tiny_model / "manifest.json").read_text())
-    assert manifest["origin"]["step"] == 0 and manifest["origin"]["checkpoint"] == "checkpoints"
+    assert manifest["origin"]["step"] == 0 and manifest["origin"]["checkpoint"] == "best"
     assert set(manifest["outputs"]) == set(OUTPUTS)
     assert manifest["exports"]["infer_batch_any.jaxexport"]["batch"] == "any"
     with np.load(tiny_model / "variables.npz") as v:   # inference variables only

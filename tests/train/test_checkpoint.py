@@ -10,14 +10,23 @@ import time
 import numpy as np
 import pytest
 
-from jaxface.train.checkpoint import COMPLETE_MARKER, Checkpoints, incomplete_checkpoints
+from jaxface.train.checkpoint import (
+    COMPLETE_MARKER,
+    Checkpoints,
+    incomplete_checkpoints,
+    restore_state,
+)
+from jaxface.train.step import TrainState
 
 SAVER = textwrap.dedent("""
     import sys, numpy as np
     from jaxface.train.checkpoint import Checkpoints
+    from jaxface.train.step import TrainState
     ckpt = Checkpoints(sys.argv[1], keep=2, best_metric="err", clean=False)
     for step in range(1, 1000):
-        state = {"w": np.full((2_000_000,), step, np.float32), "step": np.array(step, np.int32)}
+        w = np.full((2_000_000,), step, np.float32)
+        state = TrainState({"w": w}, {"m": w[:3]}, {"v": w}, np.array(step, np.int32),
+                           np.zeros(2, np.uint32))
         ckpt.save(step, state)
         ckpt.save_best(step, state, {"err": 1.0 / step})   # rotates best/ every step
         print(step, flush=True)
@@ -25,7 +34,9 @@ SAVER = textwrap.dedent("""
 
 
 def _state(step):
-    return {"w": np.full((2_000_000,), step, np.float32), "step": np.array(step, np.int32)}
+    w = np.full((2_000_000,), step, np.float32)
+    return TrainState({"w": w}, {"m": w[:3]}, {"v": w}, np.array(step, np.int32),
+                      np.zeros(2, np.uint32))
 
 
 def test_a_save_waits_for_the_previous_one(tmp_path):
@@ -60,7 +71,7 @@ def test_a_kill_during_saves_and_rotations_leaves_a_restorable_run(kill_after_s,
     step = ckpt.latest_step()
     if step is not None:   # the newest complete checkpoint holds what was saved at its step
         state, _ = ckpt.restore(_state(0))
-        assert int(state["step"]) == step and np.all(np.asarray(state["w"]) == step)
+        assert int(state.step) == step and np.all(np.asarray(state.params["w"]) == step)
     ckpt.close()
 
 
@@ -79,3 +90,21 @@ def test_half_written_entries_are_removed_once(tmp_path, capsys):
     ckpt.close()
     Checkpoints(tmp_path, keep=3).close()
     assert "incomplete" not in capsys.readouterr().out
+
+
+def test_the_best_keeps_the_inference_variables_only(tmp_path):
+    """Not the optimiser's state (twice the parameters) nor the RNG: a third of a
+    checkpoint for Adam."""
+    w = np.random.default_rng(0).normal(size=500_000).astype(np.float32)  # incompressible
+    state = TrainState({"w": w}, {"m": w[:3]}, {"mu": w, "nu": w + 1}, np.array(1, np.int32),
+                       np.zeros(2, np.uint32))
+    ckpt = Checkpoints(tmp_path, best_metric="err")
+    ckpt.save(1, state)
+    ckpt.save_best(1, state, {"err": 0.5})
+    ckpt.wait()
+    ckpt.close()
+    best = restore_state(tmp_path, None, "best")
+    assert set(best) == {"params", "batch_stats", "step"} and int(best["step"]) == 1
+    size = {d: sum(f.stat().st_size for f in (tmp_path / d / "1").rglob("*") if f.is_file())
+            for d in ("checkpoints", "best")}
+    assert size["best"] < 0.6 * size["checkpoints"], size
