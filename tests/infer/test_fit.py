@@ -52,6 +52,7 @@ def test_stage_optimizer_moves_only_its_groups(rng):
         np.testing.assert_allclose(np.asarray(updates[g]), want, rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("photometric", [False, True])
 def test_each_image_is_fitted_as_if_alone(photometric, rng, tmp_path):
     """The gradient of a batch's objective for image i is its own objective's gradient over
@@ -106,6 +107,7 @@ def test_fit_data_writes_scores_and_lowers_the_landmark_error(tmp_path):
     assert len(curve) == 1 + 40 + 4 and curve[1].startswith("rigid,0,")
 
 
+@pytest.mark.slow
 def test_zero_steps_from_a_model_reproduce_its_prediction(tiny_model, sample_photos, tmp_path):
     """``--model`` starts from the model's prediction: with no steps the fit's files hold
     ``reconstruct``'s parameters and mesh (the camera and light round-trip through the
@@ -174,6 +176,7 @@ def test_ground_truth_errors_ignore_exactly_what_they_should(rng, model):
     assert np.all(np.asarray(out["mesh_sim_mm"]) > 0.1)
 
 
+@pytest.mark.slow
 def test_given_groups_start_at_the_truth_and_stay(tmp_path):
     from jaxface.data.synthetic import SynthSettings, generate
     from jaxface.infer.fit import FitError, fit_dataset
@@ -192,6 +195,7 @@ def test_given_groups_start_at_the_truth_and_stay(tmp_path):
         fit_dataset(str(data), tmp_path / "fit2", cfg, images=2, batch_size=2, given=("tex",))
 
 
+@pytest.mark.slow
 def test_views_of_one_identity_share_their_shape(tmp_path):
     """--per-identity 2: each identity's images get one shape (their shape errors equal),
     each image its own pose and expression; the batch must hold whole identities."""
