@@ -291,6 +291,13 @@ def _probability(text: str) -> float:
     return value
 
 
+def _add_landmarks_option(parser: argparse.ArgumentParser) -> None:
+    """The 68-point landmark backend of the commands that read photos."""
+    parser.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
+                        help="dlib (offline default) or fan (2D-FAN weights in "
+                             "$TORCH_HOME/hub/checkpoints)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxface", description="Detailed 3D face reconstruction from one photo (JAX/Flax).")
@@ -347,9 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True,
                    help="folder of photos (sub-folders = identities)")
     p.add_argument("--out", required=True, help="output dataset folder")
-    p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
-                   help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
-                        "checkpoints)")
+    _add_landmarks_option(p)
     p.add_argument("--masks", default=None,
                    help="folder of segmentation masks mirroring --images (.png, white = "
                         "face); default: the landmark hull")
@@ -386,9 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
     p.add_argument("--model", required=True, help="a model folder from `jaxface export`")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per face)")
-    p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
-                   help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
-                        "checkpoints)")
+    _add_landmarks_option(p)
     p.add_argument("--batch-size", type=_at_least(1), default=8,
                    help="faces per compiled step (memory vs speed; default 8)")
     p.add_argument("--size", type=_at_least(32), default=224,
@@ -410,9 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the mean face)")
     p.add_argument("--steps", type=int, default=None,
                    help="steps of the photometric stage (fit.photometric_steps)")
-    p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
-                   help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
-                        "checkpoints)")
+    _add_landmarks_option(p)
     p.add_argument("--data", default=None,
                    help="instead of photos: a dataset folder (jaxface synth/prepare) whose "
                         "split is fitted and, with ground truth, scored")
@@ -435,9 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="predictions folder")
     p.add_argument("--split", choices=("val", "test"), default="val",
                    help="NoW split: val (20 subjects, scans public) or test (default val)")
-    p.add_argument("--landmarks", default="dlib", choices=("dlib", "fan"),
-                   help="dlib (offline default) or fan (2D-FAN weights in $TORCH_HOME/hub/"
-                        "checkpoints)")
+    _add_landmarks_option(p)
     p.add_argument("--batch-size", type=_at_least(1), default=8,
                    help="faces per compiled step (default 8)")
     p.set_defaults(run=_now_predict)
