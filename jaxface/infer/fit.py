@@ -35,9 +35,9 @@ from jaxface.geometry.framing import frame_batch
 from jaxface.infer.mesh_io import label_columns, write_png
 from jaxface.infer.predict import (
     coarse_geometry,
-    ground_truth_errors,
     outputs_of_params,
     predict,
+    reconstruction_errors,
     render_geometry,
 )
 from jaxface.infer.reconstruct import find_photos, with_views, writable_folder, write_faces
@@ -195,8 +195,7 @@ def fit_photos(inputs, out_dir: str | os.PathLike, detector, cfg, model_dir=None
     assets = model.assets if model is not None else load_assets(cfg)
     size = cfg.model.image_size
     report = {"ok": {}, "failed": {}, "load_seconds": round(time.perf_counter() - start, 3)}
-    views = jax.jit(lambda p, batch: with_views(outputs_of_params(p, assets, cfg, size),
-                                                batch, assets, cfg, size))
+    views = _fitted_views(assets, cfg, size)
     taken: set[str] = set()
     for k, (paths, examples, batch) in enumerate(prepared_batches(
             photos, lambda path: prepare_image(path, detector, size),
@@ -264,8 +263,7 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
     n_batches = min(len(batches), -(-images // batch_size))
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    views = jax.jit(lambda p, batch: with_views(outputs_of_params(p, assets, cfg, size),
-                                                batch, assets, cfg, size))
+    views = _fitted_views(assets, cfg, size)
     errors = jax.jit(lambda p, batch: _errors(p, batch, assets, cfg))
     rows = {"before": [], "after": []}
     start = time.perf_counter()
@@ -303,14 +301,19 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
     return summary
 
 
+def _fitted_views(assets, cfg, size: int):
+    """-> jit ``views(p, batch)``: the outputs and pictures of fitted parameters, as
+    ``reconstruct`` writes them."""
+    return jax.jit(lambda p, batch: with_views(outputs_of_params(p, assets, cfg, size),
+                                               batch, assets, cfg, size))
+
+
 def _errors(p: dict, batch: dict, assets, cfg) -> dict:
     geo = coarse_geometry(p, assets, cfg)
-    lmk = jnp.mean(jnp.linalg.norm(geo["landmarks"] - batch["landmarks"], axis=-1), axis=-1)
     top = assets.topology
     face = vertices_in_uv_mask(assets.uv_face_mask, top.faces, top.uv_coords, top.uv_faces,
                                geo["vertices"].shape[1])
-    return {"landmark_px": lmk} | ground_truth_errors(assets.model, geo["vertices"],
-                                                      p["shape"], batch, face)
+    return reconstruction_errors(geo, p["shape"], batch, assets.model, face)
 
 
 class FitError(ValueError):

@@ -139,6 +139,16 @@ def outputs_of_params(p: dict, assets, cfg, size: int, displacement_BxSxSx1=None
             "albedo": geo["albedo"], "displacement": displacement}
 
 
+def reconstruction_errors(geo: dict, shape_BxS, batch: dict, model: flame.FlameModel,
+                          region_V: jax.Array | None = None) -> dict[str, jax.Array]:
+    """Per-image errors of :func:`coarse_geometry`'s ``geo`` on a batch: ``landmark_px``
+    (mean 2-D landmark distance, pixels of the input) and :func:`ground_truth_errors`."""
+    landmark_px = jnp.mean(jnp.linalg.norm(geo["landmarks"] - batch["landmarks"], axis=-1),
+                           axis=-1)
+    return {"landmark_px": landmark_px} | ground_truth_errors(model, geo["vertices"],
+                                                             shape_BxS, batch, region_V)
+
+
 def ground_truth_errors(model: flame.FlameModel, vertices_BxVx3, shape_BxS, batch: dict,
                         region_V: jax.Array | None = None) -> dict[str, jax.Array]:
     """Per-image 3-D errors (mm; FLAME units are metres) against a batch's synthetic ground

@@ -28,8 +28,8 @@ from jaxface.geometry.framing import frame_batch
 from jaxface.infer.predict import (
     coarse_geometry,
     detail_normal_map,
-    ground_truth_errors,
     predict_params,
+    reconstruction_errors,
     render_geometry,
     shape_only_render,
 )
@@ -292,9 +292,7 @@ def evaluate_batch(graphdef, params, batch_stats, batch, assets, cfg) -> dict:
     batch = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
     p, _ = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, False)
     geo = coarse_geometry(p, assets, cfg)
-    out = {"landmark_px": jnp.mean(jnp.linalg.norm(geo["landmarks"] - batch["landmarks"],
-                                                   axis=-1), axis=-1)}
-    return out | ground_truth_errors(assets.model, geo["vertices"], p["shape"], batch)
+    return reconstruction_errors(geo, p["shape"], batch, assets.model)
 
 
 def make_eval_step(graphdef, assets, cfg):
