@@ -34,4 +34,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.uv_size = 256           # displacement map side (a multiple of 32)
     c.displacement_scale = 0.01  # tanh output x this, in FLAME units (m)
     c.decoder_bn_epsilon = 0.8   # DECA's quirk (see jaxface.models.decoder); 1e-5 textbook
+    # The code's camera and light: "jaxface" (s = base_scale exp(0.1 r), t = 0.1 r, light
+    # 0.1 r + ambient: a sensible face from the first step) or "deca" (DECA's raw values and
+    # projection s (X + t), what DECA's and EMOCA's weights need; configs/deca.py).
+    c.code_convention = "jaxface"
+    # EMOCA's expression encoder (a second ResNet50 regressor on the image) overriding E_c's
+    # expression: "none", or what it predicts: "exp", "exp_jaw" (EMOCA's release),
+    # "exp_global", "exp_global_jaw" (configs/emoca.py).
+    c.expression_encoder = "none"
     return c

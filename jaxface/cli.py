@@ -8,6 +8,7 @@
     jaxface prepare --images photos/ --out runs/photos        # real photos -> examples
     jaxface train --config=configs/synthetic.py [--config.train.steps=500]   # coarse training
     jaxface export --workdir runs/train --out model/     # inference params + jax.export
+    jaxface import-deca deca_model.tar --flame-dir DECA/data --out model/   # DECA's weights
     jaxface reconstruct --model model/ photo.jpg photos/ --out results/   # meshes + pictures
     jaxface fit photo.jpg photos/ --out results/   # analysis-by-synthesis per face, no network
     jaxface now-predict --model model/ --now NoW_Dataset --out runs/now_pred   # NoW layout
@@ -164,6 +165,33 @@ def _export(args) -> int:
     return 0
 
 
+def _import_checkpoint(args) -> int:
+    from jaxface.configs import load_config
+    from jaxface.export.deca_import import import_checkpoint, use_deca_data_folder
+
+    layout = args.command.removeprefix("import-")
+    cfg = load_config(_with_default_config(args.config_args, layout))
+    if args.flame_dir:
+        use_deca_data_folder(cfg, args.flame_dir)
+    else:
+        print(f"jaxface {args.command}: no --flame-dir: using the face model of the config "
+              "(the embedded synthetic head by default, for testing the pipeline; "
+              f"{layout.upper()}'s weights only make sense with DECA's FLAME data)",
+              file=sys.stderr)
+    start = time.perf_counter()
+    report = import_checkpoint(args.checkpoint, args.out, cfg, layout,
+                               serialize=not args.no_jaxexport, global_pose=args.global_pose)
+    ignored = report["ignored"]
+    print(f"imported {report['mapped']} tensors of {args.checkpoint} into {args.out} in "
+          f"{time.perf_counter() - start:.1f} s"
+          + (f" (expression encoder: {report['expression_encoder']})" if layout == "emoca"
+             else "")
+          + (f"; {len(ignored)} tensors outside the regressor not read (e.g. {ignored[0]})"
+             if ignored else "")
+          + f"; next: jaxface reconstruct --model {args.out} photo.jpg --out results/")
+    return 0
+
+
 def _reconstruct(args) -> int:
     from jaxface.data.landmarks import landmark_backend
     from jaxface.infer.reconstruct import reconstruct
@@ -177,19 +205,26 @@ def _reconstruct(args) -> int:
     return 0 if n else 1
 
 
-FIT_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "configs" / "fit.py"
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def _with_default_config(config_args: list[str], name: str) -> list[str]:
+    """``config_args`` with ``--config=configs/<name>.py`` first unless one is given."""
+    config_args = list(config_args)
+    if not any(a.startswith("--config=") for a in config_args):
+        path = CONFIGS / f"{name}.py"
+        if not path.is_file():
+            raise ConfigError(f"no --config=PATH given and no configs/{name}.py next to the "
+                              f"package (e.g. --config=configs/{name}.py)")
+        config_args.insert(0, f"--config={path}")
+    return config_args
 
 
 def _fit(args) -> int:
     from jaxface.configs import load_config
     from jaxface.infer.fit import FitError, fit_dataset, fit_photos
 
-    config_args = list(args.config_args)
-    if not any(a.startswith("--config=") for a in config_args):
-        if not FIT_CONFIG.is_file():
-            raise ConfigError("no --config=PATH given and no configs/fit.py next to the "
-                              "package (e.g. --config=configs/fit.py)")
-        config_args.insert(0, f"--config={FIT_CONFIG}")
+    config_args = _with_default_config(args.config_args, "fit")
     if args.steps is not None:
         config_args.append(f"--config.fit.photometric_steps={args.steps}")
     cfg = load_config(config_args)
@@ -386,6 +421,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platforms", default="cpu",
                    help="comma-separated jax.export platforms, e.g. cpu,cuda")
     p.set_defaults(run=_export)
+
+    for layout, what in (("deca", "DECA's deca_model.tar"),
+                         ("emoca", "an EMOCA checkpoint (.ckpt, ResNet50 expression encoder)")):
+        p = sub.add_parser(
+            f"import-{layout}", help=f"{what} -> a model folder like `jaxface export`'s",
+            usage=f"jaxface import-{layout} CHECKPOINT --out DIR [--flame-dir DIR] "
+                  "[--config.FIELD=VALUE ...]",
+            description=f"Maps every tensor of {what} onto configs/{layout}.py's network "
+                        "(strict: a missing, unexpected or wrongly shaped tensor stops it) "
+                        "and writes a model folder for reconstruct, fit --model and "
+                        "now-predict. Reading it needs torch (the `torch` extra); nothing "
+                        "but tensors is unpickled.")
+        p.add_argument("checkpoint", help=f"{what}")
+        p.add_argument("--out", required=True, help="the model folder to write (replaced)")
+        p.add_argument("--flame-dir", default=None,
+                       help="DECA's data folder: generic_model.pkl, landmark_embedding.npy, "
+                            "head_template.obj, FLAME_albedo_from_BFM.npz, uv_face_eye_mask"
+                            ".png, uv_face_mask.png, fixed_displacement_256.npy")
+        p.add_argument("--no-jaxexport", action="store_true",
+                       help="skip serializing the inference function (faster; reconstruct "
+                            "does not need it)")
+        p.add_argument("--global-pose", action="store_true",
+                       help="EMOCA: the expression encoder's 3 pose outputs are the global "
+                            "rotation (exp_deca_global_pose), not the jaw" if layout == "emoca"
+                       else argparse.SUPPRESS)
+        p.set_defaults(run=_import_checkpoint, config_args=True)
 
     p = sub.add_parser("reconstruct", help="photos -> textured coarse and detailed meshes")
     p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")

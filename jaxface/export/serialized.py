@@ -36,7 +36,7 @@ from jaxface.infer.predict import OUTPUTS, predict
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 USAGE = """# A jaxface model
 
-Exported by `jaxface export` from {run} ({source} checkpoint, step {step}).
+{origin}
 
 With jaxface: `jaxface reconstruct --model {name} photo.jpg --out results/`.
 
@@ -106,18 +106,28 @@ def export_run(workdir: str | os.PathLike, out: str | os.PathLike, which: str = 
     with the inference function exported for ``batch_size`` and for any batch size.
     Returns the manifest."""
     cfg, assets, graphdef, params, stats, step, source = load_run(workdir, which)
+    run = str(pathlib.Path(workdir).resolve())
     out = write_model(out, cfg, assets, params, stats,
-                      {"run": str(pathlib.Path(workdir).resolve()), "checkpoint": source,
-                       "step": step})
+                      {"run": run, "checkpoint": source, "step": step})
+    return add_exports(out, f"Exported by `jaxface export` from {run} ({source} checkpoint, "
+                       f"step {step}).", (batch_size, None), platforms)
+
+
+def add_exports(out: pathlib.Path, origin: str, batches=(1, None), platforms=("cpu",)
+                ) -> dict:
+    """Completes a model folder written by :func:`~jaxface.export.model_dir.write_model`: the
+    inference function serialized for each of ``batches`` (None: any batch size; empty: no
+    artifacts), the manifest's inputs and outputs, and a README opening with ``origin``.
+    Returns the manifest."""
     model = load_model(out)
     exports = {}
-    for batch in (batch_size, None):
+    for batch in batches:
         name = f"infer_batch_{'any' if batch is None else batch}.jaxexport"
         exported = export_inference(model, batch, platforms)
         (out / name).write_bytes(exported.serialize())
         exports[name] = {"batch": "any" if batch is None else batch,
                          "platforms": list(exported.platforms)}
-    size = cfg.model.image_size
+    size = model.cfg.model.image_size
     manifest = json.loads((out / MANIFEST).read_text())
     manifest.update({
         "inputs": {"variables": f"dict of {VARIABLES} (name -> float32 array)",
@@ -126,6 +136,5 @@ def export_run(workdir: str | os.PathLike, out: str | os.PathLike, which: str = 
                    "mask": f"(B, {size}, {size}, 1) float32, 1 = face"},
         "outputs": OUTPUTS, "exports": exports, "jax_version": jax.__version__})
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    (out / "README.md").write_text(USAGE.format(run=manifest["origin"]["run"], source=source,
-                                                step=step, name=out.name, size=size))
+    (out / "README.md").write_text(USAGE.format(origin=origin, name=out.name, size=size))
     return manifest

@@ -218,8 +218,9 @@ def model_prediction(model, batch: dict, cfg) -> dict:
     pred = predict(model.graphdef, model.params, model.batch_stats, batch, model.assets,
                    model.cfg)
     return {"shape": pred["shape"], "exp": pred["exp"], "pose": pred["pose"],
-            "tex": pred["tex"], "cam": code_of_camera(pred["cam"], cfg.train.base_scale),
-            "light": code_of_light(pred["light"])}
+            "tex": pred["tex"], "cam": code_of_camera(pred["cam"], cfg.train.base_scale,
+                                                      cfg.model.code_convention),
+            "light": code_of_light(pred["light"], convention=cfg.model.code_convention)}
 
 
 ERROR_KEYS = ("landmark_px", "shape_sim_mm", "shape_mm", "mesh_sim_mm", "mesh_mm",

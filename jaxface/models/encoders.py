@@ -91,8 +91,10 @@ class CoarseEncoder(nnx.Module):
         return self.head(self.features(x_BxHxWxC))
 
 
-class DetailEncoder(nnx.Module):
-    """E_d (DECA's): ResNet50 on the image -> the detail code delta (B, code_dim)."""
+class ResNetEncoder(nnx.Module):
+    """DECA's ``ResnetEncoder``: ResNet50 (last stride 2) on the image, the pooled C5 through
+    Linear -> hidden, ReLU, Linear -> (B, code_dim). E_d (code_dim = the detail code's 128)
+    and EMOCA's expression encoder (expression coefficients, optionally + pose)."""
 
     def __init__(self, image_size: int, code_dim: int = 128, hidden: int = 1024,
                  in_channels: int = 3, *, rngs: nnx.Rngs):

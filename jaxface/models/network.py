@@ -16,13 +16,15 @@ import jax
 from flax import nnx
 
 from jaxface.models.decoder import DetailDecoder, detail_latent
-from jaxface.models.encoders import CoarseEncoder, DetailEncoder
-from jaxface.models.params import PARAM_GROUPS
+from jaxface.models.encoders import CoarseEncoder, ResNetEncoder
+from jaxface.models.params import PARAM_GROUPS, expression_code_size
 from jaxface.models.priors import prior_channels
 
 
 class Network(nnx.Module):
-    """E_c (coarse encoder), E_d (detail encoder) and F_d (detail decoder)."""
+    """E_c (coarse encoder), E_d (detail encoder) and F_d (detail decoder); with
+    ``model.expression_encoder`` also EMOCA's expression encoder (a second ResNet50 regressor
+    whose expression, and jaw and/or global rotation, replace E_c's)."""
 
     def __init__(self, model_cfg, sizes: dict[str, int], *, rngs: nnx.Rngs):
         in_channels = 3 + prior_channels(model_cfg.use_priors, model_cfg.landmark_channels)
@@ -32,14 +34,21 @@ class Network(nnx.Module):
             fpn_width=model_cfg.fpn_width, cha_ratio=model_cfg.rga_cha_ratio,
             spa_ratio=model_cfg.rga_spa_ratio, down_ratio=model_cfg.rga_down_ratio,
             hidden=model_cfg.head_hidden, rngs=rngs)
-        self.detail_encoder = DetailEncoder(model_cfg.image_size, model_cfg.detail_code_dim,
+        self.detail_encoder = ResNetEncoder(model_cfg.image_size, model_cfg.detail_code_dim,
                                             model_cfg.head_hidden, rngs=rngs)
         self.detail_decoder = DetailDecoder(
             model_cfg.detail_code_dim + sizes["exp"] + 3, model_cfg.uv_size,
             model_cfg.displacement_scale, model_cfg.decoder_bn_epsilon, rngs=rngs)
+        mode = model_cfg.expression_encoder
+        self.expression_encoder = nnx.data(None if mode == "none" else ResNetEncoder(
+            model_cfg.image_size, expression_code_size(mode, sizes["exp"]),
+            model_cfg.head_hidden, rngs=rngs))
 
     def encode_coarse(self, x_BxHxWxC: jax.Array) -> jax.Array:
         return self.coarse(x_BxHxWxC)
+
+    def encode_expression(self, image_BxHxWx3: jax.Array) -> jax.Array:
+        return self.expression_encoder(image_BxHxWx3)
 
     def encode_detail(self, image_BxHxWx3: jax.Array) -> jax.Array:
         return self.detail_encoder(image_BxHxWx3)

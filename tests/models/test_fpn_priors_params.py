@@ -5,9 +5,11 @@ from flax import nnx
 
 from jaxface.models import (
     FPN,
+    camera_from_code,
     decode_params,
     flame_pose,
     landmark_heatmaps,
+    light_from_code,
     network_input,
     param_sizes,
     prior_channels,
@@ -93,3 +95,50 @@ def test_decode_params_names_the_groups(rng):
     assert np.all(full[:, 3:6] == 0) and np.all(full[:, 9:] == 0)
     with pytest.raises(ValueError, match="code has 5 values"):
         decode_params(jnp.zeros((1, 5)), sizes)
+
+
+@pytest.mark.parametrize("convention", ["jaxface", "deca"])
+def test_camera_and_light_codes_invert(rng, convention):
+    from jaxface.models.params import code_of_camera, code_of_light
+
+    cam = np.stack([rng.uniform(2, 12, 4), rng.normal(size=4), rng.normal(size=4)], -1)
+    light = rng.normal(size=(4, 9, 3))
+    np.testing.assert_allclose(camera_from_code(code_of_camera(cam, 8.4, convention), 8.4,
+                                                convention), cam, rtol=1e-5)
+    np.testing.assert_allclose(light_from_code(code_of_light(light, convention=convention),
+                                               convention=convention), light, atol=1e-5)
+
+
+def test_deca_convention_is_decas_projection(rng):
+    """DECA projects s (X + t): jaxface's camera (s, t) with s X + t gives the same points."""
+    from jaxface.geometry.camera import weak_perspective
+
+    raw = np.stack([rng.uniform(2, 12, 3), rng.normal(size=3), rng.normal(size=3)], -1)
+    points = rng.normal(size=(3, 5, 3))
+    want = raw[:, None, :1] * (points[..., :2] + raw[:, None, 1:])
+    got = weak_perspective(jnp.asarray(points), camera_from_code(jnp.asarray(raw), 8.4, "deca"))
+    np.testing.assert_allclose(np.asarray(got)[..., :2], want, rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(light_from_code(jnp.ones((1, 9, 3)),
+                                                             convention="deca")), 1.0)
+    with pytest.raises(ValueError, match="code_convention"):
+        camera_from_code(jnp.asarray(raw), 8.4, "emoca")
+
+
+@pytest.mark.parametrize("mode,extra", [("exp", 0), ("exp_jaw", 3), ("exp_global", 3),
+                                        ("exp_global_jaw", 6)])
+def test_expression_code_replaces_what_emoca_replaces(rng, mode, extra):
+    from jaxface.models.params import with_expression_code
+
+    p = {k: rng.normal(size=(2, n)).astype(np.float32)
+         for k, n in (("shape", 4), ("exp", 5), ("pose", 6))}
+    code = rng.normal(size=(2, 5 + extra)).astype(np.float32)
+    out = with_expression_code(p, jnp.asarray(code), mode)
+    np.testing.assert_array_equal(np.asarray(out["exp"]), code[:, :5])
+    np.testing.assert_array_equal(out["shape"], p["shape"])
+    want_pose = {"exp": p["pose"],
+                 "exp_jaw": np.concatenate([p["pose"][:, :3], code[:, 5:]], 1),
+                 "exp_global": np.concatenate([code[:, 5:], p["pose"][:, 3:]], 1),
+                 "exp_global_jaw": code[:, 5:]}[mode]
+    np.testing.assert_array_equal(np.asarray(out["pose"]), want_pose)
+    with pytest.raises(ValueError, match="needs"):
+        with_expression_code(p, jnp.asarray(code[:, :4]), mode)

@@ -67,17 +67,22 @@ class _TorchResNet50(tnn.Module):
         return stages
 
 
-def _random_torch_resnet(rng, last_stride=2, caffe=False):
-    torch.manual_seed(int(rng.integers(2**31)))
-    net = _TorchResNet50(last_stride, caffe, classes=8631 if caffe else 1000)
+def randomised_batch_norms(module):
+    """``module`` in eval mode with non-trivial BatchNorm statistics and affine parameters."""
     with torch.no_grad():
-        for m in net.modules():  # non-trivial BatchNorm statistics and affine parameters
+        for m in module.modules():
             if isinstance(m, tnn.BatchNorm2d):
                 m.running_mean.normal_(0, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.normal_(0, 0.1)
-    return net.eval()
+    return module.eval()
+
+
+def _random_torch_resnet(rng, last_stride=2, caffe=False):
+    torch.manual_seed(int(rng.integers(2**31)))
+    return randomised_batch_norms(_TorchResNet50(last_stride, caffe,
+                                                 classes=8631 if caffe else 1000))
 
 
 def test_parameter_count_and_stage_shapes():
