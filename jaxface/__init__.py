@@ -1,11 +1,21 @@
 """jaxface: detailed 3D face reconstruction from a single photo in JAX/Flax.
 
-The package is laid out one concept per subpackage:
+One concept per subpackage, importing one way (lower rooms never import higher ones):
 
-- ``jaxface.flame``: the FLAME head model in pure ``jnp`` (loading, LBS, landmarks) and the
-  embedded synthetic head that stands in for the licensed FLAME files.
-- ``jaxface.geometry``: camera projection and surface normals.
-- ``jaxface.render``: lighting (spherical harmonics) and, later, the rasterizer.
+- ``jaxface.geometry``: camera projection, framing, normals, alignment (pure functions).
+- ``jaxface.flame``: the FLAME head model in pure ``jnp`` (loading, LBS, landmarks, albedo)
+  and the embedded synthetic head that stands in for the licensed FLAME files.
+- ``jaxface.render``: the differentiable rasterizer (pure JAX, or nvdiffrast's CUDA kernels
+  through ``jax.ffi``), spherical-harmonics shading, UV maps.
+- ``jaxface.models``: the regressor (ResNet50, RGA, FPN, priors, E_c / E_d / F_d) in Flax
+  NNX, its parameter code, and DECA's / EMOCA's checkpoint layouts.
+- ``jaxface.losses``: every loss term as a pure function, and the networks they need.
+- ``jaxface.data``: synthetic data, photo preparation, landmarks, the training pipeline.
+- ``jaxface.infer``: the shared forward pass (``predict``), reconstruct and fit.
+- ``jaxface.train``: the jit-compiled steps, checkpoints and the training loop.
+- ``jaxface.eval``: the NoW benchmark.
+- ``jaxface.export``: self-contained model folders (``jax.export``) and checkpoint import.
+- ``jaxface.cli``: the ``jaxface`` command line.
 """
 
 __version__ = "0.1.0"

@@ -21,26 +21,34 @@ from jaxface.models import (
     light_from_code,
     network_input,
 )
+from jaxface.models.params import with_expression_code
 from jaxface.render import project_landmarks, render, sh_shading, world2uv
 from jaxface.render.uv import displacement_normals
 
 
 def predict_params(graphdef, params, batch_stats, batch, cfg, sizes, train: bool):
-    """E_c on a batch -> (decoded parameter groups, updated batch statistics)."""
+    """E_c on a batch -> (decoded parameter groups, updated batch statistics); with
+    ``model.expression_encoder``, its expression (and pose) replace E_c's (EMOCA's)."""
     x = network_input(batch["image"], batch["landmarks"], batch["mask"], cfg.model.use_priors,
                       cfg.model.landmark_channels, cfg.model.landmark_sigma)
     code, batch_stats = apply(graphdef, params, batch_stats, "encode_coarse", x, train=train)
-    return decode_params(code, sizes), batch_stats
+    p = decode_params(code, sizes)
+    if cfg.model.expression_encoder != "none":
+        exp_code, batch_stats = apply(graphdef, params, batch_stats, "encode_expression",
+                                      batch["image"], train=train)
+        p = with_expression_code(p, exp_code, cfg.model.expression_encoder)
+    return p, batch_stats
 
 
 def coarse_geometry(p: dict, assets, cfg) -> dict:
     """FLAME, camera, light and albedo of decoded parameters (no rendering)."""
     out = flame.forward(assets.model, p["shape"], p["exp"], flame_pose(p["pose"]))
     size = cfg.model.image_size
-    cam = camera_from_code(p["cam"], cfg.train.base_scale)
+    convention = cfg.model.code_convention
+    cam = camera_from_code(p["cam"], cfg.train.base_scale, convention)
     return {"vertices": out.vertices, "landmarks3d": out.landmarks3d, "cam": cam,
             "landmarks": project_landmarks(out.landmarks3d, cam, (size, size)),
-            "light": light_from_code(p["light"]),
+            "light": light_from_code(p["light"], convention=convention),
             "albedo": jnp.clip(flame.albedo_map(assets.albedo, p["tex"]), 0.0, 1.0)}
 
 
@@ -66,18 +74,19 @@ def shape_only_render(out, light_Bx9x3, background):
     return face * out.alpha + background * (1.0 - out.alpha)
 
 
-def coarse_uv_maps(vertices_BxVx3, assets):
-    """The coarse surface's positions and unit normals as UV maps (B, S, S, 3) each."""
+def coarse_uv_maps(vertices_BxVx3, assets, backend: str):
+    """The coarse surface's positions and unit normals as UV maps (B, S, S, 3) each,
+    interpolated by ``backend`` (the run's ``render.backend``)."""
     top = assets.topology
-    uv_pos = world2uv(vertices_BxVx3, top.uv_rast, top.faces)
-    uv_n = world2uv(vertex_normals(vertices_BxVx3, top.faces), top.uv_rast, top.faces)
+    uv_pos = world2uv(vertices_BxVx3, top.uv_rast, top.faces, backend)
+    uv_n = world2uv(vertex_normals(vertices_BxVx3, top.faces), top.uv_rast, top.faces, backend)
     return uv_pos, uv_n / jnp.maximum(jnp.linalg.norm(uv_n, axis=-1, keepdims=True), 1e-12)
 
 
-def detail_normal_map(vertices_BxVx3, displacement_BxSxSx1, assets):
+def detail_normal_map(vertices_BxVx3, displacement_BxSxSx1, assets, backend: str):
     """UV normals of the coarse surface displaced by F_d's map plus the fixed displacement
     (DECA's detail normals, in the face-and-eye region; the coarse normals elsewhere)."""
-    uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets)
+    uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets, backend)
     return displacement_normals(uv_pos, uv_n, displacement_BxSxSx1, assets.uv_face_eye_mask,
                                 assets.topology.uv_flipped, assets.fixed_displacement)
 
@@ -183,12 +192,12 @@ def neutral_head(model: flame.FlameModel, shape_BxS: jax.Array) -> flame.FlameOu
                          jnp.zeros((b, 15), shape_BxS.dtype))
 
 
-def detail_surface(vertices_BxVx3: jax.Array, displacement_BxSxSx1: jax.Array, assets
-                   ) -> tuple[jax.Array, jax.Array]:
+def detail_surface(vertices_BxVx3: jax.Array, displacement_BxSxSx1: jax.Array, assets,
+                   backend: str) -> tuple[jax.Array, jax.Array]:
     """The detailed surface as a UV position map -> (positions (B, S, S, 3), covered (S, S)):
     each texel of the UV layout is a point of the coarse surface moved along its normal by
     :func:`predict`'s displacement (masked, with the fixed part) — DECA's dense detail mesh;
     ``covered`` marks the texels a UV triangle covers (the others are not on the surface)."""
-    uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets)
+    uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets, backend)
     positions = uv_pos + displacement_BxSxSx1 * uv_n
     return positions, assets.topology.uv_rast[0, ..., 3] > 0

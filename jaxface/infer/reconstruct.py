@@ -81,8 +81,10 @@ def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:
     meshes: the shape renders, the overlay, the landmark picture at the crop's ``size`` and
     the detail surface's UV position map. jit-able."""
     top, res = assets.topology, (size, size)
-    normals = detail_normal_map(out["vertices"], out["displacement"], assets)
-    positions, _ = detail_surface(out["vertices"], out["displacement"], assets)
+    normals = detail_normal_map(out["vertices"], out["displacement"], assets,
+                                cfg.render.backend)
+    positions, _ = detail_surface(out["vertices"], out["displacement"], assets,
+                                  cfg.render.backend)
     # Detected landmarks green, the reconstruction's red.
     marks = draw_points(batch["image"], batch["landmarks"], (0.2, 1.0, 0.2))
     marks = draw_points(marks, out["landmarks2d"], (1.0, 0.2, 0.2))

@@ -32,18 +32,19 @@ def uv_rasterize(uv_coords_Vtx2: jax.Array, uv_faces_Tx3: jax.Array, size: int,
 
 
 def world2uv(attr_BxVxC: jax.Array, uv_rast_1xSxSx4: jax.Array,
-             faces_Tx3: jax.Array) -> jax.Array:
+             faces_Tx3: jax.Array, backend: str = "auto") -> jax.Array:
     """Per-vertex attributes (e.g. positions, normals) as UV images (B, S, S, C); texels no
     triangle covers are 0. Each UV triangle interpolates its own mesh triangle's corners
     (``faces`` pairs with the ``uv_faces`` the layout was rasterized with), so a UV vertex
     shared by several mesh vertices (a seam zipped in UV) still gets each triangle's own
-    values, as DECA's ``world2uv`` does."""
+    values, as DECA's ``world2uv`` does. ``backend``: the interpolation's (the run's
+    ``render.backend``)."""
     b, c = attr_BxVxC.shape[0], attr_BxVxC.shape[-1]
     n_tri = faces_Tx3.shape[0]
     corners = attr_BxVxC[:, faces_Tx3].reshape(b, 3 * n_tri, c)      # every corner its own
     corner_ids = jnp.arange(3 * n_tri, dtype=jnp.int32).reshape(n_tri, 3)
     rast = jnp.broadcast_to(uv_rast_1xSxSx4, (b,) + uv_rast_1xSxSx4.shape[1:])
-    out, _ = interpolate(corners, rast, corner_ids)
+    out, _ = interpolate(corners, rast, corner_ids, backend=backend)
     return out
 
 
@@ -99,7 +100,8 @@ def uv_orientation_flipped(uv_coords_Vtx2: np.ndarray, uv_faces_Tx3: np.ndarray)
 
 def face_region_uv_masks(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array,
                          faces_Tx3: jax.Array, eyeball_V: jax.Array, uv_rast_1xSxSx4: jax.Array,
-                         image_size: int = 256) -> tuple[jax.Array, jax.Array]:
+                         image_size: int = 256, backend: str = "auto"
+                         ) -> tuple[jax.Array, jax.Array]:
     """UV masks (S, S, 1) of the face region, derived from the mesh so any FLAME-format head
     has them -> (face and eyes, face without the eyeballs): the roles of DECA's hand-painted
     ``uv_face_eye_mask.png`` (the loss render's region, where the detail displacement
@@ -129,7 +131,8 @@ def face_region_uv_masks(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array,
     region = inside & facing
     masks = []
     for indicator in (region, region & ~eyeball_V):
-        uv = world2uv(indicator.astype(jnp.float32)[None, :, None], uv_rast_1xSxSx4, faces_Tx3)
+        uv = world2uv(indicator.astype(jnp.float32)[None, :, None], uv_rast_1xSxSx4, faces_Tx3,
+                      backend)
         masks.append((uv[0] > 0.5).astype(jnp.float32))
     return masks[0], masks[1]
 

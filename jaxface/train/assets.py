@@ -41,8 +41,8 @@ def _stored_uv_regions(flame_path: str | None, size: int) -> dict[str, np.ndarra
     return {k: _nearest_resize(v[..., 0], size)[..., None] for k, v in stored.items()}
 
 
-def uv_regions(face_model_cfg, model: flame.FlameModel, topology: FaceTopology
-               ) -> dict[str, np.ndarray]:
+def uv_regions(face_model_cfg, model: flame.FlameModel, topology: FaceTopology,
+               backend: str = "auto") -> dict[str, np.ndarray]:
     """The three UV arrays of :class:`FaceAssets`, in this order of preference: the files
     named in the config (DECA's ``uv_face_eye_mask.png``, ``uv_face_mask.png``,
     ``fixed_displacement_256.npy``), the arrays stored in a jaxface ``.npz`` head, and for
@@ -66,7 +66,8 @@ def uv_regions(face_model_cfg, model: flame.FlameModel, topology: FaceTopology
                                 jnp.zeros((1, model.n_expression)), jnp.zeros((1, 15)))
         eyeball = jnp.sum(model.lbs_weights[:, 3:5], -1) > 0.5   # skinned to the eye joints
         face_eye, face = face_region_uv_masks(neutral.vertices[0], neutral.landmarks3d[0],
-                                              topology.faces, eyeball, topology.uv_rast)
+                                              topology.faces, eyeball, topology.uv_rast,
+                                              backend=backend)
         out.setdefault("uv_face_eye_mask", np.asarray(face_eye))
         out.setdefault("uv_face_mask", np.asarray(face))
     out.setdefault("fixed_displacement", np.zeros((size, size, 1), np.float32))
@@ -80,5 +81,6 @@ def load_assets(cfg) -> FaceAssets:
                         cfg.face_model.n_expression)
     topology = face_topology(model.faces, model.uvs, model.uv_faces, cfg.model.uv_size,
                              cfg.render.backend)
-    regions = {k: jnp.asarray(v) for k, v in uv_regions(cfg.face_model, model, topology).items()}
+    regions = {k: jnp.asarray(v) for k, v in
+               uv_regions(cfg.face_model, model, topology, cfg.render.backend).items()}
     return FaceAssets(model, albedo, topology, sizes, **regions)

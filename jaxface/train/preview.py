@@ -22,7 +22,8 @@ def make_preview(graphdef, assets, cfg):
         batch = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
         out = predict(graphdef, params, stats, batch, assets, cfg)
         coarse = render_geometry(out, batch["image"], assets, cfg).image
-        normals = detail_normal_map(out["vertices"], out["displacement"], assets)
+        normals = detail_normal_map(out["vertices"], out["displacement"], assets,
+                                    cfg.render.backend)
         detail = render_geometry(out, batch["image"], assets, cfg, normals).image
         marks = draw_points(batch["image"], batch["landmarks"], (0.0, 1.0, 0.0))
         marks = draw_points(marks, out["landmarks2d"], (1.0, 0.0, 0.0))

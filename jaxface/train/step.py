@@ -127,7 +127,8 @@ def coarse_objective(graphdef, params, batch_stats, batch, assets, cfg, group_si
 
 def _detail_loss_of(geo, displacement, batch, assets, cfg, frozen, frozen_state, batch_scale):
     rendered = render_geometry(geo, batch["image"], assets, cfg,
-                               detail_normal_map(geo["vertices"], displacement, assets),
+                               detail_normal_map(geo["vertices"], displacement, assets,
+                                                 cfg.render.backend),
                                for_loss=True).image
     vgg = {}
     if frozen.vgg is not None:

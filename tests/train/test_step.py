@@ -216,3 +216,38 @@ def test_coarse_step_runs_the_nvdiffrast_backend_inside_shard_map(setup, monkeyp
     for g, w in zip(jax.tree.leaves(got_state.params), jax.tree.leaves(want_state.params),
                     strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-6)
+
+
+def test_backend_jax_never_reaches_the_ffi_path(setup, monkeypatch):
+    """With ``render.backend = "jax"`` and nvdiffrast pretending to be available (so "auto"
+    anywhere would pick it), no stage builds an FFI call: the assets' UV masks, the coarse
+    and detail train steps, the eval step, the preview, reconstruct's step and the export's
+    inference function. Traced with eval_shape (FFI calls are built while tracing)."""
+    from jaxface.export.model_dir import LoadedModel
+    from jaxface.export.serialized import inference_function
+    from jaxface.infer.reconstruct import make_reconstruct_step
+    from jaxface.render.nvdr_ffi import ops
+
+    def refuse(target, *args):
+        raise AssertionError(f"backend 'jax' reached nvdiffrast's {target}")
+
+    monkeypatch.setattr(ops, "kernel_call", refuse)
+    monkeypatch.setattr("jaxface.render.backend.nvdiffrast_unavailable_reason", lambda: None)
+    _, batch, _, graphdef, params, stats = setup
+    mesh = data_mesh(jax.devices()[:1])
+    for stage in ("coarse", "detail"):
+        cfg = small_config("--config.render.backend=jax", f"--config.train.stage={stage}")
+        assets = load_assets(cfg)
+        jax.eval_shape(make_train_step(graphdef, assets, cfg, 2, mesh),
+                       _fresh_state(params, stats, cfg), shard_batch(batch, mesh), None)
+    jax.eval_shape(make_eval_step(graphdef, assets, cfg), params, stats, batch)
+    jax.eval_shape(make_preview(graphdef, assets, cfg), params, stats, batch)
+    plain = nnx.split(build_network(cfg.model, assets.sizes), nnx.Param, nnx.BatchStat)
+    model = LoadedModel(cfg, assets, *plain)
+    crops = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
+    jax.eval_shape(make_reconstruct_step(model, cfg.model.image_size), plain[1], plain[2],
+                   crops)
+    from jaxface.export.model_dir import flatten_variables
+
+    jax.eval_shape(inference_function(model), flatten_variables(plain[1], plain[2]),
+                   crops["image"], crops["landmarks"], crops["mask"])

@@ -1,0 +1,1 @@
+"""Evaluation: the NoW benchmark (alignment, scan-to-mesh distances, its folder layout)."""

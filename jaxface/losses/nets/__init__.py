@@ -1,0 +1,2 @@
+"""The networks the losses need, in Flax: dlib's face-recognition ResNet, the VGGFace2
+ResNet50, VGG19."""

@@ -1,0 +1,1 @@
+"""Training: the jit-compiled steps, checkpoints, metrics, previews and the loop."""
