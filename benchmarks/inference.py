@@ -29,9 +29,10 @@ import numpy as np
 from timing import median_seconds
 
 from jaxface.configs import load_config
-from jaxface.export.model_dir import model_from_config, write_model
-from jaxface.infer.predict import predict
+from jaxface.export.model_dir import write_model
 from jaxface.infer.reconstruct import make_reconstruct_step, reconstruct
+from jaxface.reconstruction.model_folder import model_from_config
+from jaxface.reconstruction.predict import predict
 
 CONFIG = pathlib.Path(__file__).parents[1] / "configs" / "synthetic.py"
 

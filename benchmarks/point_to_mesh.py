@@ -22,7 +22,8 @@ import numpy as np
 from timing import median_seconds
 
 from jaxface import flame
-from jaxface.eval.now import NOW_FROM_68, crop_scan, fit_to_scan
+from jaxface.data.now_layout import NOW_FROM_68
+from jaxface.eval.now import crop_scan, fit_to_scan
 from jaxface.eval.point_to_mesh import _all_triangles_closest, closest_points_on_mesh
 
 

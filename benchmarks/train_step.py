@@ -29,12 +29,12 @@ from timing import median_seconds
 from jaxface.configs import load_config
 from jaxface.data.pipeline import grouped_batches
 from jaxface.data.synthetic import SynthSettings, generate
-from jaxface.infer.predict import coarse_geometry, predict_params, render_geometry
 from jaxface.losses import coarse_loss
 from jaxface.models import apply, build_network, network_input
 from jaxface.models.network import sync_batch_norm
+from jaxface.reconstruction.assets import load_assets
+from jaxface.reconstruction.predict import coarse_geometry, predict_params, render_geometry
 from jaxface.render.backend import resolve_backend
-from jaxface.train.assets import load_assets
 from jaxface.train.step import (
     AXIS,
     data_mesh,

@@ -259,7 +259,7 @@ def _fit(args) -> int:
 
 def _now_predict(args) -> int:
     from jaxface.data.landmarks import landmark_backend
-    from jaxface.eval.now_benchmark import predict_now
+    from jaxface.infer.now_predict import predict_now
 
     report = predict_now(args.model, args.now, args.out, landmark_backend(args.landmarks),
                          args.split, args.batch_size)

@@ -73,7 +73,7 @@ def tiny_run(tmp_path_factory):
     import pathlib
 
     from jaxface.configs import load_config
-    from jaxface.export.model_dir import model_from_config
+    from jaxface.reconstruction.model_folder import model_from_config
     from jaxface.train.checkpoint import Checkpoints
     from jaxface.train.step import init_state
 

@@ -48,7 +48,7 @@ def test_model_summary_counts_the_albedo_components_a_run_uses(capsys):
     """configs/synthetic.py asks for 50 albedo components; its head's albedo has 20, which
     is what training uses, so the summary says 20 (as load_assets does)."""
     from jaxface.configs import load_config
-    from jaxface.train.assets import load_assets
+    from jaxface.reconstruction.assets import load_assets
 
     config = str(pathlib.Path(__file__).parents[1] / "configs" / "synthetic.py")
     assert main(["model-summary", f"--config={config}"]) == 0

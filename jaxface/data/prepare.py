@@ -24,9 +24,9 @@ import numpy as np
 from PIL import Image
 
 from jaxface.data.landmarks import NoFaceError
-from jaxface.data.masks import landmark_hull_mask
 from jaxface.data.records import shard_name, write_info, write_shard
 from jaxface.geometry.framing import TEST_CROP_SCALE
+from jaxface.geometry.masks import landmark_hull_mask
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_SIDE = 2048          # larger images are shrunk before detection

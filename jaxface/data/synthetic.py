@@ -23,8 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface import flame
-from jaxface.data.masks import landmark_hull, polygon_mask
 from jaxface.data.records import shard_name, write_info, write_shard
+from jaxface.geometry.masks import landmark_hull, polygon_mask
 from jaxface.render import face_topology, project_landmarks, render
 
 

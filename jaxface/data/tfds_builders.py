@@ -32,8 +32,8 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from jaxface.data.now_layout import SPLITS as SPLIT_FILES
 from jaxface.data.synthetic import SynthSettings, default_face_model, synthetic_examples
-from jaxface.eval.now_benchmark import SPLITS as SPLIT_FILES
 
 
 def _tensor(shape, dtype):
@@ -201,7 +201,7 @@ class Now(tfds.core.GeneratorBasedBuilder):
             metadata=tfds.core.MetadataDict(per_identity=1, image_size=c.image_size))
 
     def _split_generators(self, dl_manager):
-        from jaxface.eval.now_benchmark import NowLayoutError, image_list, now_root
+        from jaxface.data.now_layout import NowLayoutError, image_list, now_root
 
         try:
             root = now_root(dl_manager.manual_dir)

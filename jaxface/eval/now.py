@@ -25,9 +25,6 @@ import numpy as np
 from jaxface.eval.point_to_mesh import closest_points_on_mesh, triangle_grids
 from jaxface.geometry.alignment import fit_similarity
 
-# The 7 NoW landmarks among the 68 iBUG points (DECA's choice).
-NOW_FROM_68 = np.array([36, 39, 42, 45, 33, 48, 54])
-
 
 def read_pp(path) -> np.ndarray:
     """The 7 points (7, 3) of a MeshLab picked-points file (NoW's ``*.pp``), in file order."""

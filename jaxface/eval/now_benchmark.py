@@ -1,18 +1,6 @@
-"""The NoW benchmark end to end: the dataset's layout, predictions in the official layout,
-the per-image evaluation and the report (``jaxface now-predict`` / ``jaxface evaluate-now``).
-
-NoW (https://now.is.tue.mpg.de, manual download) unpacks to::
-
-    NoW_Dataset/final_release_version/
-      imagepathsvalidation.txt, imagepathstest.txt     <subject>/<challenge>/<image>.jpg
-      iphone_pictures/<subject>/<challenge>/<image>.jpg
-      scans/<subject>/<name>.obj                       one scan per subject (mm)
-      scans_lmks_onlypp/<subject>/<name>.pp            its 7 picked landmarks
-
-Predictions follow the official evaluation code: ``<pred>/<subject>/<challenge>/<image>.obj``
-(the neutral mesh) and ``<image>.npy`` (its 7 landmarks, 7 x 3), so the same folder can be
-submitted to the official test-split evaluation.
-"""
+"""The NoW benchmark's evaluation of predictions in the official layout
+(:mod:`jaxface.data.now_layout`; written by :mod:`jaxface.infer.now_predict`): the per-image
+scan-to-mesh errors and the report (``jaxface evaluate-now``)."""
 
 from __future__ import annotations
 
@@ -20,38 +8,11 @@ import csv
 import json
 import os
 import pathlib
-import time
 
 import numpy as np
 
-from jaxface.eval.now import NOW_FROM_68, crop_scan, cumulative_error_curve, fit_to_scan, read_pp
-
-SPLITS = {"val": "imagepathsvalidation.txt", "test": "imagepathstest.txt"}
-
-
-class NowLayoutError(FileNotFoundError):
-    """The NoW folder is not laid out as the dataset unpacks."""
-
-
-def now_root(path: str | os.PathLike) -> pathlib.Path:
-    """The ``final_release_version`` folder, given it or the folder above it."""
-    path = pathlib.Path(path)
-    for root in (path, path / "final_release_version"):
-        if (root / SPLITS["val"]).is_file() or (root / "scans").is_dir():
-            return root
-    raise NowLayoutError(f"{path}: not the NoW dataset (expected {SPLITS['val']} and scans/ "
-                         "in it or in final_release_version/; download it from "
-                         "https://now.is.tue.mpg.de)")
-
-
-def image_list(root: pathlib.Path, split: str) -> list[str]:
-    """The split's images as ``<subject>/<challenge>/<image>.jpg``."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
-    path = root / SPLITS[split]
-    if not path.is_file():
-        raise NowLayoutError(f"{path}: missing (the {split} split's image list)")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+from jaxface.data.now_layout import NowLayoutError, image_list, now_root
+from jaxface.eval.now import crop_scan, cumulative_error_curve, fit_to_scan, read_pp
 
 
 def read_obj(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -171,42 +132,3 @@ def _plot_curve(path, thresholds, fraction, summary, title):
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def predict_now(model_dir: str | os.PathLike, now: str | os.PathLike, out: str | os.PathLike,
-                detector, split: str = "val", batch_size: int = 8, progress: bool = True
-                ) -> dict:
-    """Runs a model on the split's photos and writes the predictions in the official layout
-    (the neutral mesh and its 7 landmarks); returns {"ok": [...], "failed": {image: why}}."""
-    import jax
-    import jax.numpy as jnp
-    from tqdm import tqdm
-
-    from jaxface.data.prepare import prepare_image, prepared_batches
-    from jaxface.export.model_dir import load_model
-    from jaxface.infer.mesh_io import write_obj
-    from jaxface.infer.predict import predict
-
-    root, out = now_root(now), pathlib.Path(out)
-    model = load_model(model_dir)
-    faces = np.asarray(model.assets.model.faces)
-    step = jax.jit(lambda p, s, b: predict(model.graphdef, p, s, b, model.assets, model.cfg))
-    report: dict = {"ok": [], "failed": {}}
-    images = image_list(root, split)
-    start = time.perf_counter()
-    photos = tqdm(images, desc=f"NoW {split} predict", unit="img", disable=not progress)
-    for names, _, batch in prepared_batches(
-            photos, lambda image: prepare_image(root / "iphone_pictures" / image, detector),
-            batch_size, report["failed"]):
-        res = jax.device_get(step(model.params, model.batch_stats,
-                                  {k: jnp.asarray(v) for k, v in batch.items()}))
-        for i, image in enumerate(names):
-            stem = out / pathlib.Path(image).with_suffix("")
-            stem.parent.mkdir(parents=True, exist_ok=True)
-            write_obj(stem.with_suffix(".obj"), res["neutral_vertices"][i], faces)
-            np.save(stem.with_suffix(".npy"), res["neutral_landmarks3d"][i][NOW_FROM_68])
-            report["ok"].append(image)
-    report["seconds"] = round(time.perf_counter() - start, 3)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "predict_report.json").write_text(json.dumps(report, indent=2))
-    return report

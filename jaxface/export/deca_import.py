@@ -1,6 +1,6 @@
 """``jaxface import-deca`` / ``import-emoca``: a released DECA or EMOCA checkpoint -> a model
 folder like ``jaxface export``'s, so ``reconstruct``, ``fit --model``, ``now-predict`` and
-:func:`~jaxface.export.model_dir.load_model` use it unchanged.
+:func:`~jaxface.reconstruction.model_folder.load_model` use it unchanged.
 
 The network is configs/deca.py's (or configs/emoca.py's): DECA's architecture and
 conventions. The face model comes from DECA's data folder (``--flame-dir``), under DECA's
@@ -16,12 +16,7 @@ import pathlib
 import ml_collections
 
 from jaxface.assets import AssetError
-from jaxface.export.model_dir import (
-    abstract_network,
-    named_leaves,
-    unflatten_variables,
-    write_model,
-)
+from jaxface.export.model_dir import write_model
 from jaxface.export.serialized import add_exports
 from jaxface.models.deca_checkpoint import (
     DECA_SOURCE,
@@ -30,7 +25,8 @@ from jaxface.models.deca_checkpoint import (
     read_torch_tensors,
     variables_from_checkpoint,
 )
-from jaxface.train.assets import load_assets
+from jaxface.reconstruction.assets import load_assets
+from jaxface.reconstruction.model_folder import abstract_network, named_leaves, unflatten_variables
 
 # configs.face_model field -> its file in DECA's data folder (DECA's README says where each
 # comes from: FLAME 2020 from flame.is.tue.mpg.de, the rest from DECA's download script, the

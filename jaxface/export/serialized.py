@@ -1,6 +1,6 @@
 """The inference function serialized with ``jax.export``: runs with jax alone.
 
-:func:`inference_function` is :func:`jaxface.infer.predict.predict` with the network's
+:func:`inference_function` is :func:`jaxface.reconstruction.predict.predict` with the network's
 variables as a plain argument (the dict of ``variables.npz``), so the exported artifact holds
 the program only and the weights stay in one file. Exported for a fixed batch size and for a
 symbolic one (any batch size, one artifact), for the platforms asked (CPU by default; "cuda"
@@ -22,16 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.export.model_dir import (
+from jaxface.export.model_dir import load_run, write_model
+from jaxface.reconstruction.model_folder import (
     MANIFEST,
     VARIABLES,
     LoadedModel,
     load_model,
-    load_run,
     named_leaves,
-    write_model,
 )
-from jaxface.infer.predict import OUTPUTS, predict
+from jaxface.reconstruction.predict import OUTPUTS, predict
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 USAGE = """# A jaxface model
@@ -66,7 +65,7 @@ def input_specs(cfg, batch) -> tuple:
 
 def inference_function(model: LoadedModel):
     """-> ``f(variables, image, landmarks, mask) -> dict`` (:data:`OUTPUTS`), pure; the
-    variables are :func:`~jaxface.export.model_dir.flatten_variables`' dict."""
+    variables are :func:`~jaxface.reconstruction.model_folder.flatten_variables`' dict."""
     names = [name for name, _ in named_leaves(model.params, model.batch_stats)]
     n_params = len(jax.tree.leaves(model.params))
     params_def = jax.tree.structure(model.params)

@@ -1,2 +1,2 @@
-"""Inference: the shared forward pass (``predict``), ``reconstruct`` on photos and the
-analysis-by-synthesis ``fit``."""
+"""Inference on photos: ``reconstruct``, the analysis-by-synthesis ``fit`` and NoW predictions
+(all built on :mod:`jaxface.reconstruction`)."""

@@ -30,22 +30,22 @@ import optax
 
 from jaxface.configs import PRETRAIN_OFF
 from jaxface.data.prepare import prepare_image, prepared_batches
-from jaxface.export.model_dir import load_model
 from jaxface.geometry.framing import frame_batch
-from jaxface.infer.mesh_io import label_columns, write_png
-from jaxface.infer.predict import (
+from jaxface.infer.reconstruct import find_photos, with_views, writable_folder, write_faces
+from jaxface.losses import coarse_loss
+from jaxface.models import PARAM_GROUPS
+from jaxface.models.params import code_of_camera, code_of_light
+from jaxface.reconstruction.assets import load_assets
+from jaxface.reconstruction.mesh_io import label_columns, write_png
+from jaxface.reconstruction.model_folder import load_model
+from jaxface.reconstruction.predict import (
     coarse_geometry,
     outputs_of_params,
     predict,
     reconstruction_errors,
     render_geometry,
 )
-from jaxface.infer.reconstruct import find_photos, with_views, writable_folder, write_faces
-from jaxface.losses import coarse_loss
-from jaxface.models import PARAM_GROUPS
-from jaxface.models.params import code_of_camera, code_of_light
 from jaxface.render.uv import vertices_in_uv_mask
-from jaxface.train.assets import load_assets
 
 
 class FitStage(NamedTuple):

@@ -8,7 +8,7 @@ detail displacement and the renders — and per face, in ``<out>/<name>/``:
     <name>_detail.obj / .mtl    the dense detail mesh (a vertex per UV texel, displaced)
     <name>_albedo.png           the UV albedo map
     <name>_displacement.png     16-bit UV displacement, [-d, d] -> [0, 65535] (d in the JSON)
-    <name>_params.npz           every output of the network (see jaxface.infer.predict)
+    <name>_params.npz           every output of the network (see jaxface.reconstruction.predict)
     <name>_params.json          FLAME parameters, camera, light, landmarks in the photo
     <name>_vis.png              input | landmarks | coarse shape | detail shape | overlay
                                 (labelled above)
@@ -29,9 +29,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches
-from jaxface.export.model_dir import LoadedModel, load_model
-from jaxface.infer.mesh_io import dense_mesh, label_columns, write_obj, write_png, write_png16
-from jaxface.infer.predict import detail_normal_map, detail_surface, predict, render_geometry
+from jaxface.reconstruction.mesh_io import (
+    dense_mesh,
+    label_columns,
+    write_obj,
+    write_png,
+    write_png16,
+)
+from jaxface.reconstruction.model_folder import LoadedModel, load_model
+from jaxface.reconstruction.predict import (
+    detail_normal_map,
+    detail_surface,
+    predict,
+    render_geometry,
+)
 from jaxface.render import render_shape
 from jaxface.render.overlay import draw_points
 
@@ -77,9 +88,9 @@ def make_reconstruct_step(model: LoadedModel, size: int):
 
 
 def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:
-    """``out`` (:data:`~jaxface.infer.predict.OUTPUTS`) plus what :func:`write_face` draws and
-    meshes: the shape renders, the overlay, the landmark picture at the crop's ``size`` and
-    the detail surface's UV position map. jit-able."""
+    """``out`` (:data:`~jaxface.reconstruction.predict.OUTPUTS`) plus what
+    :func:`write_face` draws and meshes: the shape renders, the overlay, the landmark picture
+    at the crop's ``size`` and the detail surface's UV position map. jit-able."""
     top, res = assets.topology, (size, size)
     normals = detail_normal_map(out["vertices"], out["displacement"], assets,
                                 cfg.render.backend)

@@ -152,8 +152,9 @@ def _as_flax(value: np.ndarray, leaf: str) -> np.ndarray:
 
 def variables_from_checkpoint(tensors: dict[str, np.ndarray], names_shapes, layout: str,
                               path: str = "the checkpoint") -> dict[str, np.ndarray]:
-    """jaxface's flat variables (``{"params/...": array}``, :func:`~jaxface.export.model_dir.
-    flatten_variables`' names) from a checkpoint's ``tensors``, for the network variables
+    """jaxface's flat variables (``{"params/...": array}``, the names of
+    :func:`~jaxface.reconstruction.model_folder.flatten_variables`) from a checkpoint's
+    ``tensors``, for the network variables
     ``names_shapes`` ((name, shape) pairs). Strict: a missing key, a wrong shape or a tensor
     of the network's modules left unused is an error listing them."""
     wanted = {name: checkpoint_key(name, layout) for name, _ in names_shapes}

@@ -113,7 +113,7 @@ def face_region_uv_masks(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array,
       vertices_Vx3, landmarks_68x3: the neutral head (zero pose/expression), looking along +z.
       eyeball_V: (V,) bool, the eyeball vertices (skinned to the eye joints).
     """
-    from jaxface.data.masks import landmark_hull, polygon_mask
+    from jaxface.geometry.masks import landmark_hull, polygon_mask
 
     xy = jnp.concatenate([vertices_Vx3[:, :2], landmarks_68x3[:, :2]])
     lo, hi = jnp.min(xy, 0), jnp.max(xy, 0)

@@ -27,8 +27,8 @@ from jaxface.data.records import is_tfds_folder, read_info
 from jaxface.models import build_network
 from jaxface.models.network import sync_batch_norm
 from jaxface.models.torchvision import initialize_from_imagenet
+from jaxface.reconstruction.assets import load_assets
 from jaxface.render.backend import resolve_backend
-from jaxface.train.assets import load_assets
 from jaxface.train.checkpoint import Checkpoints, best_variables, restore_state
 from jaxface.train.metrics_log import MetricsLog
 from jaxface.train.preview import PREVIEW_COLUMNS, make_preview

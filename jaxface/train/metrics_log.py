@@ -9,7 +9,7 @@ import pathlib
 
 import numpy as np
 
-from jaxface.infer.mesh_io import label_columns, write_png
+from jaxface.reconstruction.mesh_io import label_columns, write_png
 
 
 class MetricsLog:

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxface.geometry.framing import frame_batch
-from jaxface.infer.predict import detail_normal_map, predict, render_geometry
+from jaxface.reconstruction.predict import detail_normal_map, predict, render_geometry
 from jaxface.render.overlay import draw_points
 
 # The preview's columns, left to right.

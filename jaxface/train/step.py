@@ -25,7 +25,10 @@ from jax.sharding import PartitionSpec as P
 
 from jaxface.data.augment import augment
 from jaxface.geometry.framing import frame_batch
-from jaxface.infer.predict import (
+from jaxface.losses import coarse_loss, detail_loss
+from jaxface.losses.regularization import parameter_supervision, swap_within_groups
+from jaxface.models import apply
+from jaxface.reconstruction.predict import (
     coarse_geometry,
     detail_normal_map,
     predict_params,
@@ -33,9 +36,6 @@ from jaxface.infer.predict import (
     render_geometry,
     shape_only_render,
 )
-from jaxface.losses import coarse_loss, detail_loss
-from jaxface.losses.regularization import parameter_supervision, swap_within_groups
-from jaxface.models import apply
 
 # The parameter subtrees each stage trains.
 STAGES = {"pretrain": ("coarse",), "coarse": ("coarse",),
@@ -289,7 +289,8 @@ def evaluate_batch(graphdef, params, batch_stats, batch, assets, cfg) -> dict:
     DECA's test crop (``data.crop_scale``), jit-able:
     ``landmark_px`` (mean 2-D landmark distance in pixels of the network's input) and, when
     the batch has synthetic ground truth, the 3-D errors of
-    :func:`~jaxface.infer.predict.ground_truth_errors` (mm, rigid and similarity-aligned)."""
+    :func:`~jaxface.reconstruction.predict.ground_truth_errors` (mm, rigid and
+    similarity-aligned)."""
     batch = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
     p, _ = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, False)
     geo = coarse_geometry(p, assets, cfg)

@@ -3,8 +3,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from jaxface import flame
+from jaxface.data.now_layout import NOW_FROM_68
 from jaxface.eval.now import (
-    NOW_FROM_68,
     align_to_scan,
     crop_scan,
     crop_sphere,

@@ -11,15 +11,9 @@ from scipy.spatial.transform import Rotation
 
 from jaxface import flame
 from jaxface.cli import main
-from jaxface.eval.now import NOW_FROM_68
-from jaxface.eval.now_benchmark import (
-    NowLayoutError,
-    evaluate_predictions,
-    now_root,
-    read_obj,
-    write_report,
-)
-from jaxface.infer.mesh_io import write_obj
+from jaxface.data.now_layout import NOW_FROM_68, NowLayoutError, now_root
+from jaxface.eval.now_benchmark import evaluate_predictions, read_obj, write_report
+from jaxface.reconstruction.mesh_io import write_obj
 
 IMAGES = ["S1/multiview_neutral/IMG_1.jpg", "S1/selfie/IMG_2.jpg", "S2/selfie/IMG_3.jpg"]
 

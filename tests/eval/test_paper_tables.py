@@ -1,19 +1,14 @@
 """scripts/paper_tables.py fills the paper's tables from evaluate-now reports."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[2] / "scripts" / "paper_tables.py"
+from tests.script_loader import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("paper_tables", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("paper_tables")
 
 
 def test_tables_put_our_numbers_next_to_the_papers(tmp_path, rng):

@@ -20,9 +20,9 @@ import pytest
 from jaxface.assets import AssetError
 from jaxface.configs import load_config
 from jaxface.export.deca_import import import_checkpoint, use_deca_data_folder
-from jaxface.export.model_dir import load_model
 from jaxface.geometry import vertex_normals
-from jaxface.infer.predict import predict, predict_params
+from jaxface.reconstruction.model_folder import load_model
+from jaxface.reconstruction.predict import predict, predict_params
 from jaxface.render.sh import sh_shading
 from tests.flame import flame_reference
 
@@ -63,7 +63,7 @@ class _DecaGenerator(tnn.Module):
 
 def _sizes():
     cfg = load_config([f"--config={CONFIGS / 'deca.py'}"])
-    from jaxface.train.assets import load_assets
+    from jaxface.reconstruction.assets import load_assets
     return cfg, load_assets(cfg)
 
 

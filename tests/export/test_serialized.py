@@ -12,9 +12,10 @@ import pytest
 
 from jaxface.assets import AssetError
 from jaxface.cli import main
-from jaxface.export.model_dir import flatten_variables, load_model, load_run
+from jaxface.export.model_dir import load_run
 from jaxface.export.serialized import export_inference
-from jaxface.infer.predict import OUTPUTS, predict
+from jaxface.reconstruction.model_folder import flatten_variables, load_model
+from jaxface.reconstruction.predict import OUTPUTS, predict
 
 
 def _inputs(rng, batch, size=64):

@@ -21,7 +21,7 @@ from jaxface.infer.fit import (
     stage_optimizer,
 )
 from jaxface.models import PARAM_GROUPS
-from jaxface.train.assets import load_assets
+from jaxface.reconstruction.assets import load_assets
 
 FIT_CONFIG = pathlib.Path(__file__).parents[2] / "configs" / "fit.py"
 
@@ -132,15 +132,15 @@ def test_zero_steps_from_a_model_reproduce_its_prediction(tiny_model, sample_pho
 
 def test_model_prediction_inverts_the_decoding(rng, tiny_model):
     """The code groups of a prediction decode back to the prediction's camera and light."""
-    from jaxface.export.model_dir import load_model
     from jaxface.models import camera_from_code, light_from_code
+    from jaxface.reconstruction.model_folder import load_model
 
     model = load_model(tiny_model)
     cfg = _config()
     batch = {"image": jnp.asarray(rng.uniform(size=(2, 64, 64, 3)), jnp.float32),
              "landmarks": jnp.asarray(rng.uniform(10, 54, size=(2, 68, 2)), jnp.float32),
              "mask": jnp.ones((2, 64, 64, 1), jnp.float32)}
-    from jaxface.infer.predict import predict
+    from jaxface.reconstruction.predict import predict
 
     pred = predict(model.graphdef, model.params, model.batch_stats, batch, model.assets,
                    model.cfg)
@@ -156,7 +156,7 @@ def test_ground_truth_errors_ignore_exactly_what_they_should(rng, model):
     """The truth under a similarity: similarity-aligned errors 0 (whole head and face region),
     rigid ones the scale's effect; a shape error of known size inside the region only."""
     from jaxface.flame.rotation import rodrigues
-    from jaxface.infer.predict import ground_truth_errors, neutral_head
+    from jaxface.reconstruction.predict import ground_truth_errors, neutral_head
 
     shape = jnp.asarray(rng.normal(size=(2, model.n_shape)), jnp.float32)
     verts = neutral_head(model, shape).vertices

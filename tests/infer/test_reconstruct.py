@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from jaxface.cli import main
-from jaxface.infer.predict import OUTPUTS
+from jaxface.reconstruction.predict import OUTPUTS
 
 FACES = ("astronaut", "grace_hopper")
 SUFFIXES = ("_coarse.obj", "_coarse.mtl", "_detail.obj", "_detail.mtl", "_albedo.png",

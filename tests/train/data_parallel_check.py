@@ -25,7 +25,7 @@ from jaxface.data.pipeline import grouped_batches  # noqa: E402
 from jaxface.data.synthetic import SynthSettings, generate  # noqa: E402
 from jaxface.models import build_network  # noqa: E402
 from jaxface.models.network import sync_batch_norm  # noqa: E402
-from jaxface.train.assets import load_assets  # noqa: E402
+from jaxface.reconstruction.assets import load_assets  # noqa: E402
 from jaxface.train.step import (  # noqa: E402
     AXIS,
     data_mesh,

@@ -166,7 +166,8 @@ def test_non_finite_steps_in_a_row_stop_the_run_with_the_last_checkpoint_intact(
     with pytest.raises(NonFiniteLossError, match="3 steps in a row"):
         train_and_evaluate(load_config(args), tmp_path / "run", progress=False)
     assert Checkpoints(tmp_path / "run").latest_step() == 2
-    from jaxface.export.model_dir import load_run, model_from_config
+    from jaxface.export.model_dir import load_run
+    from jaxface.reconstruction.model_folder import model_from_config
 
     cfg = load_config(args)
     _, _, _, params, stats, step, _ = load_run(tmp_path / "run", "last")

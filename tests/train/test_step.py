@@ -12,10 +12,10 @@ from flax import nnx
 from jaxface.data.pipeline import grouped_batches
 from jaxface.data.synthetic import SynthSettings, generate
 from jaxface.geometry.framing import frame_batch
-from jaxface.infer.predict import coarse_geometry, predict_params
 from jaxface.models import build_network
 from jaxface.models.network import sync_batch_norm
-from jaxface.train.assets import load_assets
+from jaxface.reconstruction.assets import load_assets
+from jaxface.reconstruction.predict import coarse_geometry, predict_params
 from jaxface.train.preview import make_preview
 from jaxface.train.step import (
     AXIS,
@@ -223,9 +223,9 @@ def test_backend_jax_never_reaches_the_ffi_path(setup, monkeypatch):
     anywhere would pick it), no stage builds an FFI call: the assets' UV masks, the coarse
     and detail train steps, the eval step, the preview, reconstruct's step and the export's
     inference function. Traced with eval_shape (FFI calls are built while tracing)."""
-    from jaxface.export.model_dir import LoadedModel
     from jaxface.export.serialized import inference_function
     from jaxface.infer.reconstruct import make_reconstruct_step
+    from jaxface.reconstruction.model_folder import LoadedModel
     from jaxface.render.nvdr_ffi import ops
 
     def refuse(target, *args):
@@ -247,7 +247,7 @@ def test_backend_jax_never_reaches_the_ffi_path(setup, monkeypatch):
     crops = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
     jax.eval_shape(make_reconstruct_step(model, cfg.model.image_size), plain[1], plain[2],
                    crops)
-    from jaxface.export.model_dir import flatten_variables
+    from jaxface.reconstruction.model_folder import flatten_variables
 
     jax.eval_shape(inference_function(model), flatten_variables(plain[1], plain[2]),
                    crops["image"], crops["landmarks"], crops["mask"])

@@ -2,7 +2,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.path import Path
 
-from jaxface.data.masks import landmark_hull, landmark_hull_mask, polygon_mask
+from jaxface.geometry.masks import landmark_hull, landmark_hull_mask, polygon_mask
 
 
 def test_polygon_mask_matches_matplotlib(rng):

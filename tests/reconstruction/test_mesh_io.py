@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxface.infer.mesh_io import dense_mesh, uv_grid, write_obj, write_png, write_png16
+from jaxface.reconstruction.mesh_io import dense_mesh, uv_grid, write_obj, write_png, write_png16
 
 
 def test_obj_with_uvs_round_trips_through_trimesh(rng, tmp_path):

@@ -11,7 +11,7 @@ from PIL import Image
 from jaxface.assets import AssetError
 from jaxface.configs import load_config
 from jaxface.flame.loading import load_fixed_displacement, load_uv_mask
-from jaxface.train.assets import load_assets, uv_regions
+from jaxface.reconstruction.assets import load_assets, uv_regions
 
 CONFIG = pathlib.Path(__file__).parents[2] / "configs" / "synthetic.py"
 
