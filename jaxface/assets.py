@@ -7,6 +7,7 @@ whose message names the file, what was expected and where a user obtains it.
 from __future__ import annotations
 
 import os
+import pathlib
 
 # Where each external asset comes from, quoted in error messages (SPEC section 8).
 SOURCES = {
@@ -40,6 +41,22 @@ def install_hint(extra: str) -> str:
 
 class AssetError(ValueError):
     """An external asset is missing, unreadable or not in the expected format."""
+
+
+def packaged_model_path(file_name: str) -> pathlib.Path:
+    """Where the PyPI package ``face-recognition-models`` (the ``face`` extra) installed one
+    of dlib's model files (found without importing the package, whose ``__init__`` needs the
+    removed ``pkg_resources``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise AssetError(f"{file_name} not found: install face-recognition-models "
+                         f"({install_hint('face')}), or pass its path")
+    path = pathlib.Path(spec.origin).parent / "models" / file_name
+    if not path.is_file():
+        raise AssetError(f"{path} is missing from the face-recognition-models install")
+    return path
 
 
 def require_file(path: str | os.PathLike, kind: str) -> str:

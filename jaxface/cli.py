@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -530,8 +531,6 @@ def use_compilation_cache() -> None:
     """A persistent XLA compilation cache (``$XDG_CACHE_HOME/jaxface/xla``, default
     ``~/.cache``), unless one is configured (``JAX_COMPILATION_CACHE_DIR``): the second run of
     a command reuses the compiled steps instead of compiling them again for minutes."""
-    import os
-
     import jax
 
     if jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
@@ -552,7 +551,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (AssetError, ConfigError, OSError, FloatingPointError, BackendUnavailableError) as e:
+    except (AssetError, ConfigError, OSError, FloatingPointError, BackendUnavailableError,
+            ValueError) as e:
+        # Expected failures (a bad file, config value or argument) are one line; set
+        # JAXFACE_TRACEBACK=1 to see where one came from.
+        if os.environ.get("JAXFACE_TRACEBACK"):
+            raise
         print(f"jaxface {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -56,6 +56,17 @@ def test_model_summary_counts_the_albedo_components_a_run_uses(capsys):
     assert used < 50 and f"tex {used}," in capsys.readouterr().out
 
 
+def test_a_bad_config_value_is_one_line_unless_a_traceback_is_asked_for(capsys, monkeypatch):
+    args = ["model-summary", f"--config={MODEL_CONFIG}", "--config.uv_size=100"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["jaxface model-summary: error: the detail decoder's UV size must be a "
+                   "multiple of 32 (five doublings of the seed map), got 100"]
+    monkeypatch.setenv("JAXFACE_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        main(args)
+
+
 def test_model_summary_rejects_unknown_fields_and_flags(capsys):
     assert main(["model-summary", f"--config={MODEL_CONFIG}", "--config.use_gpram=False"]) == 2
     assert "unknown config field(s) config.use_gpram" in capsys.readouterr().err

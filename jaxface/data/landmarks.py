@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from jaxface.assets import AssetError, install_hint
+from jaxface.assets import AssetError, install_hint, packaged_model_path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +41,6 @@ class DlibLandmarks:
         except ImportError as e:
             raise AssetError("the dlib landmark backend needs dlib (the face extra): "
                              + install_hint("face")) from e
-        from jaxface.losses.nets.dlib_resnet import packaged_model_path
-
         path = (packaged_model_path("shape_predictor_68_face_landmarks.dat")
                 if predictor_path is None else pathlib.Path(predictor_path))
         if not path.is_file():

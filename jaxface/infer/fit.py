@@ -35,7 +35,7 @@ from jaxface.infer.reconstruct import find_photos, with_views, writable_folder, 
 from jaxface.losses import coarse_loss
 from jaxface.models import PARAM_GROUPS
 from jaxface.models.params import code_of_camera, code_of_light
-from jaxface.reconstruction.assets import load_assets
+from jaxface.reconstruction.assets import jit_with_assets, load_assets
 from jaxface.reconstruction.mesh_io import label_columns, write_png
 from jaxface.reconstruction.model_folder import load_model
 from jaxface.reconstruction.predict import (
@@ -109,22 +109,19 @@ def stage_optimizer(lr_cfg, stage: FitStage) -> optax.GradientTransformation:
 def make_fit_chunk(assets, cfg, stage: FitStage, optimizer, length: int, group_size: int = 1):
     """-> jit ``chunk(p, opt_state, batch) -> (p, opt_state, losses (length,))``: ``length``
     optimisation steps of ``stage``."""
-    def one_step(carry, _):
-        p, opt_state, batch = carry
-        (loss, _), grads = jax.value_and_grad(fit_loss, has_aux=True)(
-            p, batch, assets, cfg, stage.photometric, group_size)
-        updates, new_state = optimizer.update(grads, opt_state, p)
-        finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
-        return (keep(optax.apply_updates(p, updates), p), keep(new_state, opt_state),
-                batch), loss
+    def chunk(p, opt_state, batch, assets):
+        def one_step(carry, _):
+            p, opt_state = carry
+            (loss, _), grads = jax.value_and_grad(fit_loss, has_aux=True)(
+                p, batch, assets, cfg, stage.photometric, group_size)
+            updates, new_state = optimizer.update(grads, opt_state, p)
+            finite = jnp.isfinite(loss) & jnp.isfinite(optax.tree.norm(grads))
+            keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+            return (keep(optax.apply_updates(p, updates), p), keep(new_state, opt_state)), loss
 
-    @jax.jit
-    def chunk(p, opt_state, batch):
-        (p, opt_state, _), losses = jax.lax.scan(one_step, (p, opt_state, batch),
-                                                 length=length)
+        (p, opt_state), losses = jax.lax.scan(one_step, (p, opt_state), length=length)
         return p, opt_state, losses
-    return chunk
+    return jit_with_assets(chunk, assets)
 
 
 def fit_batch(batch: dict, assets, cfg, init: dict | None = None, progress: bool = True,
@@ -265,7 +262,7 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     views = _fitted_views(assets, cfg, size)
-    errors = jax.jit(lambda p, batch: _errors(p, batch, assets, cfg))
+    errors = jit_with_assets(lambda p, batch, assets: _errors(p, batch, assets, cfg), assets)
     rows = {"before": [], "after": []}
     start = time.perf_counter()
     for k in range(n_batches):
@@ -305,8 +302,8 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
 def _fitted_views(assets, cfg, size: int):
     """-> jit ``views(p, batch)``: the outputs and pictures of fitted parameters, as
     ``reconstruct`` writes them."""
-    return jax.jit(lambda p, batch: with_views(outputs_of_params(p, assets, cfg, size),
-                                               batch, assets, cfg, size))
+    return jit_with_assets(lambda p, batch, assets: with_views(
+        outputs_of_params(p, assets, cfg, size), batch, assets, cfg, size), assets)
 
 
 def _errors(p: dict, batch: dict, assets, cfg) -> dict:

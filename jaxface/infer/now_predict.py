@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from jaxface.data.now_layout import NOW_FROM_68, image_list, now_root
+from jaxface.reconstruction.assets import jit_with_assets
 
 
 def predict_now(model_dir: str | os.PathLike, now: str | os.PathLike, out: str | os.PathLike,
@@ -30,7 +31,8 @@ def predict_now(model_dir: str | os.PathLike, now: str | os.PathLike, out: str |
     root, out = now_root(now), pathlib.Path(out)
     model = load_model(model_dir)
     faces = np.asarray(model.assets.model.faces)
-    step = jax.jit(lambda p, s, b: predict(model.graphdef, p, s, b, model.assets, model.cfg))
+    step = jit_with_assets(lambda p, s, b, assets: predict(model.graphdef, p, s, b, assets,
+                                                           model.cfg), model.assets)
     report: dict = {"ok": [], "failed": {}}
     images = image_list(root, split)
     start = time.perf_counter()

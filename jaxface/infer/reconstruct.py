@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches
+from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.mesh_io import (
     dense_mesh,
     label_columns,
@@ -80,11 +81,11 @@ def make_reconstruct_step(model: LoadedModel, size: int):
     :func:`with_views`."""
     cfg, assets = model.cfg, model.assets
 
-    def step(params, stats, batch):
+    def step(params, stats, batch, assets):
         out = predict(model.graphdef, params, stats, batch, assets, cfg)
         return with_views(out, batch, assets, cfg, size)
 
-    return jax.jit(step)
+    return jit_with_assets(step, assets)
 
 
 def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:

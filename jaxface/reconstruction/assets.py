@@ -4,7 +4,7 @@ renderer's topology, the parameter sizes and the UV regions — loaded once from
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -21,15 +21,36 @@ from jaxface.render.uv import face_region_uv_masks
 UV_REGION_KEYS = ("uv_face_eye_mask", "uv_face_mask", "fixed_displacement")
 
 
-class FaceAssets(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class FaceAssets:
+    """The face model's arrays, a pytree: the jit-compiled steps take it as an argument (not
+    a closed-over constant, which would bake a real albedo space's ~150 MB into every
+    program); the parameter sizes are static metadata."""
+
     model: flame.FlameModel
     albedo: flame.AlbedoModel
     topology: FaceTopology
-    sizes: dict                   # parameter group lengths (static)
+    group_sizes: tuple[tuple[str, int], ...]  # parameter group lengths (static)
     uv_face_eye_mask: jax.Array   # (S, S, 1) DECA's face-and-eye region: what the loss render
     #                               draws, and where the detail displacement applies
     uv_face_mask: jax.Array       # (S, S, 1) the face without the eyes: L_sym's V_uv
     fixed_displacement: jax.Array  # (S, S, 1) DECA's fixed displacement (zeros if not given)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Parameter group lengths (:func:`~jaxface.models.params.param_sizes`)."""
+        return dict(self.group_sizes)
+
+    def _replace(self, **changes) -> FaceAssets:
+        return dataclasses.replace(self, **changes)
+
+
+jax.tree_util.register_dataclass(
+    FaceAssets,
+    data_fields=["model", "albedo", "topology", "uv_face_eye_mask", "uv_face_mask",
+                 "fixed_displacement"],
+    meta_fields=["group_sizes"],
+)
 
 
 def _stored_uv_regions(flame_path: str | None, size: int) -> dict[str, np.ndarray]:
@@ -74,6 +95,18 @@ def uv_regions(face_model_cfg, model: flame.FlameModel, topology: FaceTopology,
     return out
 
 
+def jit_with_assets(fn, assets: FaceAssets, **jit_kwargs):
+    """``jax.jit(fn)`` for a ``fn`` whose last argument is the face assets, returned with
+    ``assets`` bound: the arrays reach the compiled program as arguments (a real albedo
+    space is ~150 MB; closed over, it would become a constant of every program)."""
+    compiled = jax.jit(fn, **jit_kwargs)
+
+    def bound(*args):
+        return compiled(*args, assets)
+
+    return bound
+
+
 def load_assets(cfg) -> FaceAssets:
     """The assets of an experiment config (``face_model``, ``render``, ``model``)."""
     model, albedo = flame.load_face_model(cfg.face_model)
@@ -83,4 +116,4 @@ def load_assets(cfg) -> FaceAssets:
                              cfg.render.backend)
     regions = {k: jnp.asarray(v) for k, v in
                uv_regions(cfg.face_model, model, topology, cfg.render.backend).items()}
-    return FaceAssets(model, albedo, topology, sizes, **regions)
+    return FaceAssets(model, albedo, topology, tuple(sizes.items()), **regions)

@@ -13,12 +13,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import signal
-import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from jaxface.configs import ConfigError
@@ -31,6 +27,7 @@ from jaxface.reconstruction.assets import load_assets
 from jaxface.render.backend import resolve_backend
 from jaxface.train.checkpoint import Checkpoints, best_variables, restore_state
 from jaxface.train.metrics_log import MetricsLog
+from jaxface.train.periodic import Evaluation, StepMetrics, StopOnSignal
 from jaxface.train.preview import PREVIEW_COLUMNS, make_preview
 from jaxface.train.step import (
     AXIS,
@@ -44,10 +41,6 @@ from jaxface.train.step import (
     shard_batch,
     train_keys,
 )
-
-
-class NonFiniteLossError(FloatingPointError):
-    """Too many steps in a row produced NaN/inf; the last good checkpoint is kept."""
 
 
 def initialize_distributed(cfg) -> None:
@@ -128,18 +121,6 @@ def _initial_state(cfg, workdir, checkpoints, params, stats):
     return state, "starting from scratch"
 
 
-def evaluate(eval_step, params, stats, dataset) -> dict[str, float]:
-    """Mean per-image errors over one pass of the eval split."""
-    totals, count = {}, 0
-    for batch in dataset:
-        out = jax.device_get(eval_step(params, stats, {k: jnp.asarray(v)
-                                                        for k, v in batch.items()}))
-        for k, v in out.items():
-            totals[k] = totals.get(k, 0.0) + float(np.sum(v))
-        count += len(next(iter(out.values())))
-    return {k: v / count for k, v in totals.items()}
-
-
 def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
                        progress: bool = True) -> dict:
     """Runs (or resumes) ``cfg.train.stage`` to ``cfg.train.steps``; returns the last train
@@ -180,112 +161,64 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
           "steps since the newest complete one (at most two intervals while a save is "
           "being written)")
     step_fn = make_train_step(graphdef, assets, cfg, group_size, mesh, frozen)
-    eval_step = make_eval_step(graphdef, assets, cfg)
-    preview = make_preview(graphdef, assets, cfg)
     dataset = grouped_batches(data_dirs, cfg.data.identities_per_batch // hosts, group_size,
                               cfg.train.seed, shard_index=jax.process_index(),
                               shard_count=hosts, weights=tuple(cfg.data.mix_weights))
     eval_data = eval_batches(data_dirs[0], cfg.data.identities_per_batch, group_size,
                              cfg.data.eval_split)
     batches = batch_iterator(dataset, start, cfg.data.workers)
-    images_per_step = cfg.data.identities_per_batch * group_size
     log = MetricsLog(workdir, enabled=chief)
-    stop = {"signal": None}
-
-    def request_stop(signum, frame):
-        # Stop at the next step boundary, with a checkpoint; a second Ctrl-C interrupts.
-        stop["signal"] = signal.Signals(signum).name
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    last, last_eval, bad_in_a_row = {}, {}, 0
-    pending = None   # (step, device metrics): read one step late, so dispatch runs ahead
-    t_last = time.perf_counter()
-
-    def position(step):
-        return {"step": step, "seed": cfg.train.seed, "data_dir": str(cfg.data.dir),
-                "identities_per_batch": cfg.data.identities_per_batch,
-                "images_per_identity": group_size}
-
-    # The preview rows: the eval split's first images, read once.
-    preview_batch = None if eval_data is None else {
-        k: jnp.asarray(v[:cfg.train.preview_images]) for k, v in eval_data[0].items()}
-
-    def run_eval(done):
-        nonlocal last_eval, t_last
-        if eval_data is None:
-            return
-        last_eval = evaluate(eval_step, state.params, state.batch_stats, eval_data)
-        log.scalars(done, last_eval, "eval")
-        log.image(done, "preview", jax.device_get(preview(state.params, state.batch_stats,
-                                                          preview_batch)), PREVIEW_COLUMNS)
-        if checkpoints.best is not None and cfg.train.best_metric in last_eval:
-            checkpoints.save_best(done, state, last_eval)
-        print(f"jaxface train: eval at step {done}: "
-              + ", ".join(f"{k} {v:.3f}" for k, v in last_eval.items()))
-        t_last = time.perf_counter()   # images/s counts training time only
-
-    def drain():
-        """Reads the pending step's metrics (blocking) and logs them."""
-        nonlocal pending, last, bad_in_a_row, t_last
-        if pending is None:
-            return
-        step_done, device_metrics = pending
-        pending = None
-        metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
-        last = metrics
-        if step_done % cfg.train.log_every == 0 or step_done == cfg.train.steps:
-            now = time.perf_counter()
-            rate = images_per_step * cfg.train.log_every / max(now - t_last, 1e-9)
-            t_last = now
-            log.scalars(step_done, metrics | {"images_per_second": rate})
-            shown = {k: f"{metrics[k]:.4f}" for k in ("loss", "landmark", "pixel",
-                                                      "detail_photometric") if k in metrics}
-            bar.set_postfix(shown | {"img/s": f"{rate:.1f}"})
-        if metrics["finite"] >= 1.0:
-            bad_in_a_row = 0
-            return
-        bad_in_a_row += 1
-        print(f"jaxface train: step {step_done}: loss {metrics['loss']}, grad norm "
-              f"{metrics['grad_norm']}; update skipped ({bad_in_a_row} in a row)")
-        if bad_in_a_row >= cfg.train.max_nonfinite_steps:
-            raise NonFiniteLossError(
-                f"{bad_in_a_row} steps in a row with a non-finite loss or gradient (last at "
-                f"step {step_done}); the last checkpoint is kept (step "
-                f"{checkpoints.latest_step()}); lower optim.lr or check the data")
-
+    evaluation = Evaluation(make_eval_step(graphdef, assets, cfg),
+                            make_preview(graphdef, assets, cfg), eval_data, log, checkpoints,
+                            cfg.train.best_metric, PREVIEW_COLUMNS, cfg.train.preview_images)
     bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps,
                desc=f"train ({cfg.train.stage})", disable=not (progress and chief))
+    metrics = StepMetrics(log, cfg.train.log_every, cfg.train.steps,
+                          cfg.data.identities_per_batch * group_size,
+                          cfg.train.max_nonfinite_steps, checkpoints.latest_step,
+                          on_log=bar.set_postfix)
     try:
-        if start == 0:
-            run_eval(0)
-        for step in bar:
-            batch = shard_batch(next(batches), mesh, train_keys(cfg))
-            state, metrics = step_fn(state, batch, frozen_state)
-            drain()
-            pending = (step + 1, metrics)
-            done = step + 1
-            boundary = done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps
-            if boundary or stop["signal"] or done % cfg.train.eval_every == 0:
-                drain()
-            if done % cfg.train.eval_every == 0 or done == cfg.train.steps:
-                run_eval(done)
-            if boundary or stop["signal"]:
-                waited = checkpoints.save(done, state, position(done))
-                if waited > 1.0:
-                    print(f"jaxface train: step {done}: waited {waited:.1f} s for the previous "
-                          "checkpoint to be written (saves are slower than "
-                          "train.checkpoint_every steps)")
-            if stop["signal"]:
-                print(f"jaxface train: stopped by {stop['signal']} after step {done} "
-                      "(checkpoint saved)")
-                break
-        drain()
+        with StopOnSignal() as stop:
+            if start == 0:
+                evaluation(0, state)
+            for step in bar:
+                batch = shard_batch(next(batches), mesh, train_keys(cfg))
+                state, device_metrics = step_fn(state, batch, frozen_state)
+                done = step + 1
+                metrics.push(done, device_metrics)
+                eval_now = done % cfg.train.eval_every == 0 or done == cfg.train.steps
+                save_now = (done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps
+                            or stop.signal)
+                if eval_now or save_now:
+                    metrics.drain()
+                if eval_now:
+                    evaluation(done, state)
+                    metrics.restart_clock()    # images/s counts training time only
+                if save_now:
+                    _save(checkpoints, done, state, cfg)
+                if stop.signal:
+                    print(f"jaxface train: stopped by {stop.signal} after step {done} "
+                          "(checkpoint saved)")
+                    break
+            metrics.drain()
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
         bar.close()
         checkpoints.wait()
         checkpoints.close()
         log.close()
-    return last | {f"eval_{k}": v for k, v in last_eval.items()} | {"step": int(state.step)}
+    return (metrics.last | {f"eval_{k}": v for k, v in evaluation.last.items()}
+            | {"step": int(state.step)})
+
+
+def data_position(cfg, step: int) -> dict:
+    """What a checkpoint records besides the state: where the data pipeline resumes."""
+    return {"step": step, "seed": cfg.train.seed, "data_dir": str(cfg.data.dir),
+            "identities_per_batch": cfg.data.identities_per_batch,
+            "images_per_identity": cfg.data.images_per_identity}
+
+
+def _save(checkpoints: Checkpoints, step: int, state, cfg) -> None:
+    waited = checkpoints.save(step, state, data_position(cfg, step))
+    if waited > 1.0:
+        print(f"jaxface train: step {step}: waited {waited:.1f} s for the previous checkpoint "
+              "to be written (saves are slower than train.checkpoint_every steps)")

@@ -3,10 +3,10 @@ landmarks, one row per image."""
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from jaxface.geometry.framing import frame_batch
+from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.predict import detail_normal_map, predict, render_geometry
 from jaxface.render.overlay import draw_points
 
@@ -18,7 +18,7 @@ def make_preview(graphdef, assets, cfg):
     """-> jit ``preview(params, batch_stats, batch) -> (B, H, 4 W, 3)`` rows of input |
     coarse render | detail render | landmarks (predicted red, given green)."""
 
-    def preview(params, stats, batch):
+    def preview(params, stats, batch, assets):
         batch = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
         out = predict(graphdef, params, stats, batch, assets, cfg)
         coarse = render_geometry(out, batch["image"], assets, cfg).image
@@ -30,4 +30,4 @@ def make_preview(graphdef, assets, cfg):
         row = jnp.concatenate([batch["image"], coarse, detail, marks], axis=2)
         return jnp.clip(row, 0.0, 1.0)
 
-    return jax.jit(preview)
+    return jit_with_assets(preview, assets)

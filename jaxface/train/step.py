@@ -28,6 +28,7 @@ from jaxface.geometry.framing import frame_batch
 from jaxface.losses import coarse_loss, detail_loss
 from jaxface.losses.regularization import parameter_supervision, swap_within_groups
 from jaxface.models import apply
+from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.predict import (
     coarse_geometry,
     detail_normal_map,
@@ -208,7 +209,17 @@ def data_mesh(devices=None) -> jax.sharding.Mesh:
 
 def make_train_step(graphdef, assets, cfg, group_size: int, mesh: jax.sharding.Mesh,
                     frozen: FrozenNets | None = None):
-    """-> jit-compiled ``train_step(state, batch, frozen_state) -> (state, metrics)``.
+    """-> jit-compiled ``train_step(state, batch, frozen_state) -> (state, metrics)``
+    (:func:`train_step_function` with ``assets`` passed as an argument, not baked into the
+    program)."""
+    return jit_with_assets(train_step_function(graphdef, cfg, group_size, mesh, frozen),
+                           assets, donate_argnums=0)
+
+
+def train_step_function(graphdef, cfg, group_size: int, mesh: jax.sharding.Mesh,
+                        frozen: FrozenNets | None = None):
+    """-> ``train_step(state, batch, frozen_state, assets) -> (state, metrics)``, to be
+    jit-compiled.
 
     ``batch``: a dict of global arrays (B, ...) with :func:`train_keys`, sharded over ``mesh``
     (:func:`shard_batch`). ``graphdef`` must come from a network whose BatchNorms reduce
@@ -221,7 +232,7 @@ def make_train_step(graphdef, assets, cfg, group_size: int, mesh: jax.sharding.M
     optimizer = make_optimizer(cfg)
     frozen = frozen or FrozenNets()
 
-    def per_device(state: TrainState, batch, frozen_state):
+    def per_device(state: TrainState, batch, frozen_state, assets):
         local = batch["image"].shape[0]
         key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
         batch = prepare_batch(batch, key, jax.lax.axis_index(AXIS) * local, cfg)
@@ -253,9 +264,8 @@ def make_train_step(graphdef, assets, cfg, group_size: int, mesh: jax.sharding.M
     # gradients are averaged explicitly. With varying-axis checks on, JAX would instead sum
     # the replicated parameters' gradients over devices itself, and the pmean above would
     # then leave n times the gradient.
-    step = jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(AXIS), P()),
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(AXIS), P(), P()),
                          out_specs=(P(), P()), check_vma=False)
-    return jax.jit(step, donate_argnums=0)
 
 
 def train_keys(cfg) -> tuple[str, ...]:
@@ -300,5 +310,5 @@ def evaluate_batch(graphdef, params, batch_stats, batch, assets, cfg) -> dict:
 def make_eval_step(graphdef, assets, cfg):
     """-> jit ``eval_step(params, batch_stats, batch) -> per-image errors``
     (:func:`evaluate_batch`)."""
-    return jax.jit(lambda params, stats, batch: evaluate_batch(graphdef, params, stats, batch,
-                                                               assets, cfg))
+    return jit_with_assets(lambda params, stats, batch, assets: evaluate_batch(
+        graphdef, params, stats, batch, assets, cfg), assets)

@@ -11,9 +11,11 @@ from jaxface.train.loop import train_and_evaluate
 from tests.train.test_loop import _planted_vgg19
 
 CONFIGS = pathlib.Path(__file__).parents[2] / "configs"
-# Every config with a train section, but configs/fit.py (read by `jaxface fit`, not `train`).
+# Every config with a train section, but those read by other commands: configs/fit.py
+# (`jaxface fit`) and configs/deca.py, emoca.py (`jaxface import-deca` / `import-emoca`).
+NOT_TRAINED = ("fit", "deca", "emoca")
 EXPERIMENTS = sorted(str(p.relative_to(CONFIGS).with_suffix("")) for p in CONFIGS.rglob("*.py")
-                     if "train" in load_config([f"--config={p}"]) and p.stem != "fit")
+                     if "train" in load_config([f"--config={p}"]) and p.stem not in NOT_TRAINED)
 
 
 @pytest.fixture(scope="module")

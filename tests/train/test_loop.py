@@ -150,7 +150,7 @@ def test_non_finite_steps_in_a_row_stop_the_run_with_the_last_checkpoint_intact(
     train.max_nonfinite_steps of them the run stops, its checkpoint holding the initial
     parameters."""
     from jaxface.data.records import decode_example, shard_paths, write_shard
-    from jaxface.train.loop import NonFiniteLossError
+    from jaxface.train.periodic import NonFiniteLossError
 
     poisoned = tmp_path / "data"
     shutil.copytree(data, poisoned)

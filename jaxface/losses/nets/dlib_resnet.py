@@ -22,27 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxface.assets import AssetError, install_hint
+from jaxface.assets import AssetError, install_hint, packaged_model_path
 from jaxface.losses.nets.dlib_format import read_layers
 
 FILE_NAME = "dlib_face_recognition_resnet_model_v1.dat"
 SOURCE = (f"the PyPI package face-recognition-models ({install_hint('face')}), file "
           f"face_recognition_models/models/{FILE_NAME}")
 CHIP_SIZE = 150
-
-
-def packaged_model_path(file_name: str = FILE_NAME) -> pathlib.Path:
-    """Where ``face-recognition-models`` installed a model file (found without importing the
-    package, whose ``__init__`` needs the removed ``pkg_resources``)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or spec.origin is None:
-        raise AssetError(f"{file_name} not found: install {SOURCE}, or pass its path")
-    path = pathlib.Path(spec.origin).parent / "models" / file_name
-    if not path.is_file():
-        raise AssetError(f"{path} is missing from the face-recognition-models install")
-    return path
 
 
 def dlib_arrays(dat_path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -142,7 +128,7 @@ def load_dlib_face_net(path: str | os.PathLike | None = None,
     """The network from dlib's ``.dat`` (default: the one ``face-recognition-models``
     installed) or from its converted ``.npz``; a ``.dat`` is converted once into
     ``cache_dir`` (default ``~/.cache/jaxface``)."""
-    path = packaged_model_path() if path is None else pathlib.Path(path)
+    path = packaged_model_path(FILE_NAME) if path is None else pathlib.Path(path)
     if not path.is_file():
         raise AssetError(f"dlib face network not found: {path} (get it from {SOURCE})")
     if path.suffix == ".npz":

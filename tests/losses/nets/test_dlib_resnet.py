@@ -51,7 +51,8 @@ def face_models(tmp_path_factory):
     from matplotlib import cbook
     from PIL import Image
 
-    from jaxface.losses.nets.dlib_resnet import load_dlib_face_net, packaged_model_path
+    from jaxface.assets import packaged_model_path
+    from jaxface.losses.nets.dlib_resnet import FILE_NAME, load_dlib_face_net
 
     cache = tmp_path_factory.mktemp("dlib_cache")
     net = load_dlib_face_net(cache_dir=cache)
@@ -59,7 +60,7 @@ def face_models(tmp_path_factory):
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(str(packaged_model_path(
         "shape_predictor_5_face_landmarks.dat")))
-    reference = dlib.face_recognition_model_v1(str(packaged_model_path()))
+    reference = dlib.face_recognition_model_v1(str(packaged_model_path(FILE_NAME)))
 
     def chip(image):
         rects, scores, _ = detector.run(image, 1)
