@@ -44,6 +44,18 @@ def test_model_summary_with_overrides_and_ablations(capsys):
     assert "E_c -> code (B, 236)" in out and len(out.split("PIM  GRPAM")[1].splitlines()) == 5
 
 
+def test_model_summary_counts_emocas_expression_encoder(capsys):
+    config = str(pathlib.Path(__file__).parents[1] / "configs" / "emoca.py")
+    assert main(["model-summary", f"--config={config}"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.rsplit(" ", 1)[0].strip(): int(line.rsplit(" ", 1)[1].replace(",", ""))
+            for line in out.splitlines() if line.rstrip()[-1:].isdigit() and "  " in line}
+    assert rows["network total"] == (rows["E_c total"] + rows["E_d (ResNet50 + FC)"]
+                                     + rows["F_d (detail decoder)"]
+                                     + rows["E_expression (EMOCA's, ResNet50 + FC)"])
+    assert "E_expression -> (B, 53): replaces E_c's expression, jaw" in out
+
+
 def test_model_summary_counts_the_albedo_components_a_run_uses(capsys):
     """configs/synthetic.py asks for 50 albedo components; its head's albedo has 20, which
     is what training uses, so the summary says 20 (as load_assets does)."""

@@ -37,8 +37,10 @@ def summarize(model_cfg, sizes: dict[str, int]) -> str:
     rows += [("E_c head (FC)", _params(coarse.head)),
              ("E_c total", _params(coarse)),
              ("E_d (ResNet50 + FC)", _params(net.detail_encoder)),
-             ("F_d (detail decoder)", _params(net.detail_decoder)),
-             ("network total", _params(net))]
+             ("F_d (detail decoder)", _params(net.detail_decoder))]
+    if net.expression_encoder is not None:
+        rows.append(("E_expression (EMOCA's, ResNet50 + FC)", _params(net.expression_encoder)))
+    rows.append(("network total", _params(net)))
     size = model_cfg.image_size
     channels = 3 + prior_channels(model_cfg.use_priors, model_cfg.landmark_channels)
     graphdef, params, stats = nnx.split(nnx.view(net, use_running_average=True), nnx.Param,
@@ -63,6 +65,12 @@ def summarize(model_cfg, sizes: dict[str, int]) -> str:
     lines += ["", f"E_c -> code (B, {code.shape[-1]}): {groups}",
               f"E_d -> detail code (B, {detail.shape[-1]})",
               f"F_d -> displacement (B, {disp.shape[1]}, {disp.shape[2]}, {disp.shape[3]})"]
+    if net.expression_encoder is not None:
+        expression = run("encode_expression", (1, size, size, 3))
+        replaced = ["expression"] + [{"jaw": "jaw", "global": "global rotation"}[part]
+                                     for part in model_cfg.expression_encoder.split("_")[1:]]
+        lines.append(f"E_expression -> (B, {expression.shape[-1]}): replaces E_c's "
+                     f"{', '.join(replaced)}")
     return "\n".join(lines)
 
 
