@@ -9,7 +9,13 @@ detail displacement and the renders — and per face, in ``<out>/<name>/``:
     <name>_albedo.png           the UV albedo map
     <name>_displacement.png     16-bit UV displacement, [-d, d] -> [0, 65535] (d in the JSON)
     <name>_params.npz           every output of the network (see jaxface.reconstruction.predict)
-    <name>_params.json          FLAME parameters, camera, light, landmarks in the photo
+                                and ``vertices_photo``: the mesh in the photo's pixels
+    <name>_deca.npz             the parameters under DECA's names and camera convention
+                                (:func:`deca_codedict`), for FLAME tools that read DECA's
+    <name>_params.json          FLAME parameters, camera, light, landmarks in the photo, and
+                                the camera of the original photo (``camera_photo``: a 3 x 4
+                                orthographic P and OpenCV-style K, R, t; geometry.camera.
+                                photo_camera)
     <name>_vis.png              input | landmarks | coarse shape | detail shape | overlay
                                 (labelled above)
 
@@ -29,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches
+from jaxface.geometry.camera import photo_camera
 from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.mesh_io import (
     dense_mesh,
@@ -48,6 +55,10 @@ from jaxface.render import render_shape
 from jaxface.render.overlay import draw_points
 
 PARAM_KEYS = ("shape", "exp", "pose", "tex", "cam", "light", "detail_code")
+CAMERA_CONVENTION = (
+    "orthographic: photo pixel (column, row, 1) = P @ (X, Y, Z, 1) for FLAME-frame points X "
+    "(metres); P = K @ [[1,0,0,0],[0,1,0,0],[0,0,0,1]] @ [[R, t],[0,0,0,1]] with OpenCV axes "
+    "(x right, y down, z into the scene)")
 VIS_COLUMNS = ["input", "landmarks", "coarse shape",   # landmarks: detected green, ours red
                "detail shape", "overlay"]
 
@@ -114,6 +125,20 @@ def _crop_to_photo(points_Nx2: np.ndarray, crop: np.ndarray, size: int) -> np.nd
     return points_Nx2 * (side / size) + np.array([cx - side / 2, cy - side / 2])
 
 
+def deca_codedict(out: dict) -> dict[str, np.ndarray]:
+    """One face's parameters under DECA's codedict names, for FLAME tools that read DECA's:
+    ``shape``, ``exp`` (FLAME's identity / expression coefficients), ``pose`` (global
+    rotation and jaw, axis-angle, radians), ``tex`` (albedo coefficients), ``light`` (9 x 3
+    SH), ``detail`` (E_d's code; not for a fit, which has none) and ``cam`` in DECA's
+    convention (s, t') with the projection
+    s (X + t') (jaxface's camera is s X + t, t = s t'). FLAME's frame: metres, y up, the face
+    looking along +z; ndc x right, y up over the square crop."""
+    cam = np.asarray(out["cam"], np.float32)
+    detail = {"detail": out["detail_code"]} if "detail_code" in out else {}
+    return {"shape": out["shape"], "exp": out["exp"], "pose": out["pose"], "tex": out["tex"],
+            "light": out["light"], "cam": np.concatenate([cam[:1], cam[1:] / cam[0]])} | detail
+
+
 def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets, cfg,
                size: int) -> dict:
     """The files of one face (the module docstring) from :func:`with_views`' outputs for it;
@@ -129,8 +154,13 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
     write_obj(folder / f"{name}_detail.obj", verts, faces, uvs, None, texture)
     d = float(cfg.model.displacement_scale)
     write_png16(folder / f"{name}_displacement.png", out["displacement"][..., 0], -d, d)
+    camera = photo_camera(out["cam"], example["crop"])
+    vertices_photo = (np.asarray(out["vertices"], np.float64) @ camera["P"][:, :3].T
+                      + camera["P"][:, 3])[:, :2]
     np.savez(folder / f"{name}_params.npz",
-             **{k: v for k, v in out.items() if k not in ("landmark_image", "overlay")})
+             **{k: v for k, v in out.items() if k not in ("landmark_image", "overlay")},
+             vertices_photo=vertices_photo.astype(np.float32))
+    np.savez(folder / f"{name}_deca.npz", **deca_codedict(out))
     image = example["image"].astype(np.float32) / 255.0
     write_png(folder / f"{name}_vis.png", label_columns(np.concatenate(
         [image, out["landmark_image"], out["coarse_shape"], out["detail_shape"],
@@ -144,6 +174,8 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
         "face_box_photo": example["face_box"].tolist(),
         "crop_photo": {"centre": example["crop"][:2].tolist(), "side": float(example["crop"][2]),
                        "size": size},
+        "camera_photo": {k: v.tolist() for k, v in camera.items()} | {
+            "convention": CAMERA_CONVENTION},
         "displacement_png_range": [-d, d], "units": "FLAME units (metres)"})
     (folder / f"{name}_params.json").write_text(json.dumps(record, indent=1))
     return record

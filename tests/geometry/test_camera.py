@@ -37,3 +37,24 @@ def test_pixel_centres_and_round_trip(rng, x64):
     pix = jnp.asarray(rng.uniform(0, 6, size=(2, 7, 2)))
     np.testing.assert_allclose(np.asarray(pixels_from_ndc(ndc_from_pixels(pix, h, w), h, w)),
                                np.asarray(pix), atol=1e-12)
+
+
+def test_photo_camera_composes_the_crop_projection_with_the_crop(rng):
+    """P and (K, R, t) equal weak perspective -> crop pixels -> photo pixels (formula)."""
+    from jaxface.geometry.camera import photo_camera
+
+    cam = np.array([rng.uniform(2, 12), rng.normal(0, 0.3), rng.normal(0, 0.3)])
+    crop = np.array([rng.uniform(100, 900), rng.uniform(100, 900), rng.uniform(50, 600)])
+    size = 224
+    points = rng.normal(0, 0.1, size=(7, 3))
+    ndc = cam[0] * points[:, :2] + cam[1:]
+    crop_px = np.stack([(ndc[:, 0] + 1) * size / 2, (1 - ndc[:, 1]) * size / 2], -1)
+    want = crop_px * crop[2] / size + crop[:2] - crop[2] / 2
+    c = photo_camera(cam, crop)
+    got = (np.concatenate([points, np.ones((7, 1))], 1) @ c["P"].T)
+    np.testing.assert_allclose(got[:, :2], want, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(got[:, 2], 1.0)
+    cam_points = points @ c["R"].T + c["t"]
+    np.testing.assert_allclose(cam_points[:, :2] @ c["K"][:2, :2].T + c["K"][:2, 2], want,
+                               rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(cam_points[:, 2], -points[:, 2])   # depth: farther is larger

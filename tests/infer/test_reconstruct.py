@@ -14,7 +14,7 @@ from jaxface.reconstruction.predict import OUTPUTS
 
 FACES = ("astronaut", "grace_hopper")
 SUFFIXES = ("_coarse.obj", "_coarse.mtl", "_detail.obj", "_detail.mtl", "_albedo.png",
-            "_displacement.png", "_params.npz", "_params.json", "_vis.png")
+            "_displacement.png", "_params.npz", "_deca.npz", "_params.json", "_vis.png")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,33 @@ def test_bad_photos_are_reported_and_the_rest_go_on(reconstructed):
     assert "unreadable image" in failed["truncated.jpg"]
     assert json.loads((out / "report.json").read_text())["failed"] == report["failed"]
     assert not list(out.rglob("*.partial"))
+
+
+@pytest.mark.parametrize("name", FACES)
+def test_the_photo_camera_projects_the_mesh_onto_the_photo_landmarks(reconstructed, name):
+    """The written camera (P, and K R t by their documented convention) takes the written 3-D
+    landmarks to the written photo landmarks (0.5 px) and the mesh to ``vertices_photo``."""
+    folder = reconstructed[0] / name
+    record = json.loads((folder / f"{name}_params.json").read_text())
+    params = np.load(folder / f"{name}_params.npz")
+    camera = {k: np.asarray(v) for k, v in record["camera_photo"].items() if k != "convention"}
+    hom = np.concatenate([params["landmarks3d"], np.ones((68, 1))], 1)
+    projected = (hom @ camera["P"].T)[:, :2]
+    want = np.asarray(record["landmarks2d_photo"])
+    assert np.abs(projected - want).max() < 0.5
+    opencv = (params["landmarks3d"] @ camera["R"].T + camera["t"])[:, :2] @ camera["K"][:2, :2].T
+    np.testing.assert_allclose(opencv + camera["K"][:2, 2], projected, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.det(camera["R"]), 1.0)
+    verts = np.concatenate([params["vertices"], np.ones((len(params["vertices"]), 1))], 1)
+    np.testing.assert_allclose(params["vertices_photo"], (verts @ camera["P"].T)[:, :2],
+                               atol=1e-2)
+    # DECA's names and camera: s (X + t') projects the landmarks where jaxface's s X + t does.
+    deca = np.load(folder / f"{name}_deca.npz")
+    assert set(deca.files) == {"shape", "exp", "pose", "cam", "tex", "light", "detail"}
+    s_, t_ = deca["cam"][0], deca["cam"][1:]
+    np.testing.assert_allclose(s_ * (params["landmarks3d"][:, :2] + t_),
+                               params["cam"][0] * params["landmarks3d"][:, :2]
+                               + params["cam"][1:], atol=1e-5)
 
 
 @pytest.mark.parametrize("name", FACES)
