@@ -8,6 +8,7 @@ detail displacement and the renders — and per face, in ``<out>/<name>/``:
     <name>_detail.obj / .mtl    the dense detail mesh (a vertex per UV texel, displaced)
     <name>_albedo.png           the UV albedo map
     <name>_displacement.png     16-bit UV displacement, [-d, d] -> [0, 65535] (d in the JSON)
+    <name>_normals.png          the detailed surface's UV normal map (FLAME's frame, n / 2 + 0.5)
     <name>_params.npz           every output of the network (see jaxface.reconstruction.predict)
                                 and ``vertices_photo``: the mesh in the photo's pixels
     <name>_deca.npz             the parameters under DECA's names and camera convention
@@ -59,6 +60,8 @@ CAMERA_CONVENTION = (
     "orthographic: photo pixel (column, row, 1) = P @ (X, Y, Z, 1) for FLAME-frame points X "
     "(metres); P = K @ [[1,0,0,0],[0,1,0,0],[0,0,0,1]] @ [[R, t],[0,0,0,1]] with OpenCV axes "
     "(x right, y down, z into the scene)")
+# with_views' outputs that are pictures, written as PNGs rather than into the npz.
+PICTURES = ("landmark_image", "overlay", "detail_normals")
 VIS_COLUMNS = ["input", "landmarks", "coarse shape",   # landmarks: detected green, ours red
                "detail shape", "overlay"]
 
@@ -117,7 +120,7 @@ def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:
         "detail_shape": render_shape(out["vertices"], out["cam"], top, res, normals,
                                      backend=cfg.render.backend),
         "overlay": render_geometry(out, batch["image"], assets, cfg, normals, size).image,
-        "landmark_image": marks, "detail_positions": positions}
+        "landmark_image": marks, "detail_positions": positions, "detail_normals": normals}
 
 
 def _crop_to_photo(points_Nx2: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
@@ -158,9 +161,10 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
     vertices_photo = (np.asarray(out["vertices"], np.float64) @ camera["P"][:, :3].T
                       + camera["P"][:, 3])[:, :2]
     np.savez(folder / f"{name}_params.npz",
-             **{k: v for k, v in out.items() if k not in ("landmark_image", "overlay")},
+             **{k: v for k, v in out.items() if k not in PICTURES},
              vertices_photo=vertices_photo.astype(np.float32))
     np.savez(folder / f"{name}_deca.npz", **deca_codedict(out))
+    write_png(folder / f"{name}_normals.png", 0.5 * np.asarray(out["detail_normals"]) + 0.5)
     image = example["image"].astype(np.float32) / 255.0
     write_png(folder / f"{name}_vis.png", label_columns(np.concatenate(
         [image, out["landmark_image"], out["coarse_shape"], out["detail_shape"],

@@ -14,7 +14,8 @@ from jaxface.reconstruction.predict import OUTPUTS
 
 FACES = ("astronaut", "grace_hopper")
 SUFFIXES = ("_coarse.obj", "_coarse.mtl", "_detail.obj", "_detail.mtl", "_albedo.png",
-            "_displacement.png", "_params.npz", "_deca.npz", "_params.json", "_vis.png")
+            "_displacement.png", "_normals.png", "_params.npz", "_deca.npz", "_params.json",
+            "_vis.png")
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,11 @@ def test_every_file_is_written_and_valid(reconstructed, tiny_model, name):
     lo_d, hi_d = record["displacement_png_range"]
     np.testing.assert_allclose(lo_d + disp / 65535 * (hi_d - lo_d),
                                params["displacement"][..., 0], atol=(hi_d - lo_d) / 65535)
+    # The normal map: unit normals (8-bit) on the texels the UV layout covers, zero elsewhere.
+    normals = np.asarray(Image.open(folder / f"{name}_normals.png"), np.float64) / 255 * 2 - 1
+    length = np.linalg.norm(normals, axis=-1)
+    assert normals.shape == params["displacement"].shape[:2] + (3,)
+    assert np.mean(np.abs(length - 1) < 0.02) > 0.5 and np.all(length < 1.02)
     vis = Image.open(folder / f"{name}_vis.png")
     assert vis.size == (5 * 224, 224 + 14) and vis.mode == "RGB"   # under a label strip
     np.testing.assert_allclose(record["shape"], params["shape"], rtol=1e-6)
