@@ -11,6 +11,7 @@
     jaxface import-deca deca_model.tar --flame-dir DECA/data --out model/   # DECA's weights
     jaxface reconstruct --model model/ photo.jpg photos/ --out results/   # meshes + pictures
     jaxface fit photo.jpg photos/ --out results/   # analysis-by-synthesis per face, no network
+    jaxface transfer --model model/ --source a.jpg --target b.jpg --out out/  # expression
     jaxface now-predict --model model/ --now NoW_Dataset --out runs/now_pred   # NoW layout
     jaxface evaluate-now --now NoW_Dataset --predictions runs/now_pred --out runs/now_eval
     jaxface build-nvdiffrast [--arch 80,90]   # the nvdiffrast backend's CUDA library (nvcc)
@@ -190,6 +191,26 @@ def _import_checkpoint(args) -> int:
           + (f"; {len(ignored)} tensors outside the regressor not read (e.g. {ignored[0]})"
              if ignored else "")
           + f"; next: jaxface reconstruct --model {args.out} photo.jpg --out results/")
+    return 0
+
+
+def _transfer(args) -> int:
+    from jaxface.infer.transfer import TransferError, transfer
+
+    detector = None
+    if any(not str(p).endswith(".npz") for p in (args.source, args.target)):
+        from jaxface.data.landmarks import landmark_backend
+
+        detector = landmark_backend(args.landmarks)
+    try:
+        report = transfer(args.model, args.source, args.target, args.out, detector,
+                          args.sweep, args.size)
+    except TransferError as e:
+        print(f"jaxface transfer: error: {e}", file=sys.stderr)
+        return 2
+    print(f"transferred {args.source}'s expression and pose onto {args.target}: "
+          f"{', '.join(report['files'][:4])}{' and the sweep' if args.sweep else ''} in "
+          f"{args.out}")
     return 0
 
 
@@ -448,6 +469,22 @@ def build_parser() -> argparse.ArgumentParser:
                             "rotation (exp_deca_global_pose), not the jaw" if layout == "emoca"
                        else argparse.SUPPRESS)
         p.set_defaults(run=_import_checkpoint, config_args=True)
+
+    p = sub.add_parser("transfer", help="one face's expression and head pose on another face")
+    p.add_argument("--model", required=True, help="a model folder (export or import-deca)")
+    p.add_argument("--source", required=True,
+                   help="the face giving expression, jaw and head pose: reconstruct's "
+                        "<name>_params.npz or a photo")
+    p.add_argument("--target", required=True,
+                   help="the face keeping identity, albedo, light, camera and details: a "
+                        "_params.npz or a photo")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--sweep", type=_at_least(0), default=0,
+                   help="also N frames (PNGs and sweep.gif) from the target to the transfer")
+    _add_landmarks_option(p)
+    p.add_argument("--size", type=_at_least(32), default=224,
+                   help="crop and picture side in pixels (default 224)")
+    p.set_defaults(run=_transfer)
 
     p = sub.add_parser("reconstruct", help="photos -> textured coarse and detailed meshes")
     p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
