@@ -219,9 +219,11 @@ def _reconstruct(args) -> int:
     from jaxface.infer.reconstruct import reconstruct
 
     report = reconstruct(args.model, args.inputs, args.out, landmark_backend(args.landmarks),
-                         args.batch_size, args.size)
+                         args.batch_size, args.size, html=args.html)
     _print_skipped(report["failed"])
     n = len(report["ok"])
+    if args.html:
+        print(f"jaxface reconstruct: the gallery is {pathlib.Path(args.out) / 'index.html'}")
     print(f"reconstructed {n} face(s) into {args.out} in {report['seconds']:.1f} s, skipped "
           f"{len(report['failed'])} (see {args.out}/report.json)")
     return 0 if n else 1
@@ -495,6 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faces per compiled step (memory vs speed; default 8)")
     p.add_argument("--size", type=_at_least(32), default=224,
                    help="crop side in pixels (default 224)")
+    p.add_argument("--html", action="store_true",
+                   help="also write index.html: per photo the pictures and a turntable of "
+                        "the detailed shape (pre-rendered frames; opens offline)")
     p.set_defaults(run=_reconstruct)
 
     p = sub.add_parser(

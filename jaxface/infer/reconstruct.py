@@ -37,6 +37,7 @@ import numpy as np
 
 from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches
 from jaxface.geometry.camera import photo_camera
+from jaxface.infer.gallery import make_turntable, write_index, write_turntables
 from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.mesh_io import (
     dense_mesh,
@@ -202,10 +203,12 @@ def write_faces(out_dir: pathlib.Path, paths, examples, out: dict, assets, cfg, 
 
 
 def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike, detector,
-                batch_size: int = 8, size: int = 224, progress: bool = True) -> dict:
+                batch_size: int = 8, size: int = 224, progress: bool = True,
+                html: bool = False, turntable_frames: int = 12) -> dict:
     """Reconstructs every photo of ``inputs`` into ``out_dir``; returns the report
     ({"ok": {photo: folder}, "failed": {photo: reason}, "load_seconds": ..., "seconds": ...:
-    the whole command, the model's load included})."""
+    the whole command, the model's load included}). ``html``: also each face's turntable
+    frames and ``index.html`` (:mod:`jaxface.infer.gallery`)."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -214,6 +217,7 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
     model = load_model(model_dir)
     report = {"ok": {}, "failed": {}, "load_seconds": round(time.perf_counter() - start, 3)}
     step = make_reconstruct_step(model, size)
+    turntable = make_turntable(model, size, turntable_frames) if html else None
     taken: set[str] = set()
     bar = tqdm(photos, desc="reconstruct", unit="photo", disable=not progress)
     for paths, examples, batch in prepared_batches(
@@ -222,7 +226,12 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
                                   {k: jnp.asarray(v) for k, v in batch.items()}))
         write_faces(out_dir, paths, examples, out, model.assets, model.cfg, size, taken,
                     report)
+        if turntable is not None:
+            write_turntables(turntable, [pathlib.Path(report["ok"][str(p)]) for p in paths],
+                             out)
     bar.close()
+    if html:
+        write_index(out_dir, report, turntable_frames)
     report["seconds"] = round(time.perf_counter() - start, 3)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -31,7 +31,7 @@ def reconstructed(tiny_model, sample_photos, tmp_path_factory):
     Image.fromarray(np.full((120, 90, 3), 200, np.uint8)).save(photos / "no_face.png")
     out = tmp_path_factory.mktemp("reconstructed")
     report = reconstruct(tiny_model, [photos], out, landmark_backend("dlib"), batch_size=2,
-                         progress=False)
+                         progress=False, html=True, turntable_frames=5)
     return out, report
 
 
@@ -77,7 +77,8 @@ def test_the_photo_camera_projects_the_mesh_onto_the_photo_landmarks(reconstruct
 def test_every_file_is_written_and_valid(reconstructed, tiny_model, name):
     trimesh = pytest.importorskip("trimesh", reason="trimesh is in the dev extra")
     folder = reconstructed[0] / name
-    assert sorted(p.name for p in folder.iterdir()) == sorted(name + s for s in SUFFIXES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [name + s for s in SUFFIXES] + ["turntable"])
     params = np.load(folder / f"{name}_params.npz")
     assert set(OUTPUTS) <= set(params.files)
     with np.load(tiny_model / "face_model.npz") as head:
@@ -141,3 +142,22 @@ def test_reconstruct_cli(tiny_model, sample_photos, tmp_path, capsys):
     assert main(["reconstruct", str(blank), f"--model={tiny_model}",
                  f"--out={tmp_path / 'b'}", "--batch-size=2"]) == 1
     assert "no face found" in capsys.readouterr().err
+
+
+def test_the_html_gallery_shows_every_face_and_its_turntable(reconstructed):
+    """index.html links only files that exist (no network), each face's strip and turntable
+    frames (the shape turned, so the frames differ), and lists the skipped photos."""
+    import re
+
+    out, report = reconstructed
+    page = (out / "index.html").read_text()
+    links = re.findall(r'"([\w./-]+\.png)"', page)
+    assert links and all((out / link).is_file() for link in links)
+    assert "http" not in page
+    for name in FACES:
+        frames = sorted((out / name / "turntable").glob("frame_*.png"))
+        assert len(frames) == 5 and f"{name}/turntable/frame_04.png" in page
+        first, last = (np.asarray(Image.open(f), np.float64) for f in (frames[0], frames[-1]))
+        assert np.abs(first - last).mean() > 1.0        # turned, not the same picture
+        assert f"{name}/{name}_vis.png" in page
+    assert "no_face.png: no face found" in page and "2 face(s) reconstructed" in page
