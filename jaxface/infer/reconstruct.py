@@ -17,6 +17,7 @@ detail displacement and the renders — and per face, in ``<out>/<name>/``:
                                 the camera of the original photo (``camera_photo``: a 3 x 4
                                 orthographic P and OpenCV-style K, R, t; geometry.camera.
                                 photo_camera)
+    <name>_overlay_photo.png    the shaded reconstruction drawn over the whole photo
     <name>_vis.png              input | landmarks | coarse shape | detail shape | overlay
                                 (labelled above)
 
@@ -35,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches
+from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches, read_rgb
 from jaxface.geometry.camera import photo_camera
 from jaxface.infer.gallery import make_turntable, write_index, write_turntables
 from jaxface.reconstruction.assets import jit_with_assets
@@ -62,7 +63,7 @@ CAMERA_CONVENTION = (
     "(metres); P = K @ [[1,0,0,0],[0,1,0,0],[0,0,0,1]] @ [[R, t],[0,0,0,1]] with OpenCV axes "
     "(x right, y down, z into the scene)")
 # with_views' outputs that are pictures, written as PNGs rather than into the npz.
-PICTURES = ("landmark_image", "overlay", "detail_normals")
+PICTURES = ("landmark_image", "overlay", "overlay_alpha", "detail_normals")
 VIS_COLUMNS = ["input", "landmarks", "coarse shape",   # landmarks: detected green, ours red
                "detail shape", "overlay"]
 
@@ -112,6 +113,7 @@ def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:
                                 cfg.render.backend)
     positions, _ = detail_surface(out["vertices"], out["displacement"], assets,
                                   cfg.render.backend)
+    overlay = render_geometry(out, batch["image"], assets, cfg, normals, size)
     # Detected landmarks green, the reconstruction's red.
     marks = draw_points(batch["image"], batch["landmarks"], (0.2, 1.0, 0.2))
     marks = draw_points(marks, out["landmarks2d"], (1.0, 0.2, 0.2))
@@ -120,7 +122,7 @@ def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:
                                      backend=cfg.render.backend),
         "detail_shape": render_shape(out["vertices"], out["cam"], top, res, normals,
                                      backend=cfg.render.backend),
-        "overlay": render_geometry(out, batch["image"], assets, cfg, normals, size).image,
+        "overlay": overlay.image, "overlay_alpha": overlay.alpha,
         "landmark_image": marks, "detail_positions": positions, "detail_normals": normals}
 
 
@@ -143,10 +145,35 @@ def deca_codedict(out: dict) -> dict[str, np.ndarray]:
             "light": out["light"], "cam": np.concatenate([cam[:1], cam[1:] / cam[0]])} | detail
 
 
+def overlay_on_photo(photo_HxWx3: np.ndarray, overlay_SxSx3: np.ndarray,
+                     alpha_SxSx1: np.ndarray, crop: np.ndarray) -> np.ndarray:
+    """The crop's shaded render (``overlay`` where ``alpha`` covers it) put back into the
+    whole photo (uint8) -> the photo with the face drawn over it, uint8."""
+    from PIL import Image
+
+    size = overlay_SxSx3.shape[0]
+    cx, cy, side = (float(v) for v in crop)
+    scale = size / side
+    # PIL's affine maps output (photo) pixel corners to input (crop) ones.
+    warp = (scale, 0.0, -(cx - side / 2) * scale, 0.0, scale, -(cy - side / 2) * scale)
+    shape = (photo_HxWx3.shape[1], photo_HxWx3.shape[0])
+
+    def to_photo(image):
+        return np.asarray(Image.fromarray(image).transform(
+            shape, Image.Transform.AFFINE, warp, resample=Image.Resampling.BILINEAR),
+            np.float32) / 255.0
+
+    face = to_photo(np.round(np.clip(overlay_SxSx3, 0, 1) * 255).astype(np.uint8))
+    cover = to_photo(np.round(np.clip(alpha_SxSx1[..., 0], 0, 1) * 255).astype(np.uint8))
+    photo = photo_HxWx3.astype(np.float32) / 255.0
+    mixed = photo * (1.0 - cover[..., None]) + face * cover[..., None]
+    return np.round(mixed * 255).astype(np.uint8)
+
+
 def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets, cfg,
-               size: int) -> dict:
+               size: int, photo_path: pathlib.Path | None = None) -> dict:
     """The files of one face (the module docstring) from :func:`with_views`' outputs for it;
-    returns its JSON record."""
+    returns its JSON record. ``photo_path``: the photo, for the overlay on the whole of it."""
     folder.mkdir(parents=True, exist_ok=True)
     top = assets.topology
     texture = f"{name}_albedo.png"
@@ -165,6 +192,10 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
              **{k: v for k, v in out.items() if k not in PICTURES},
              vertices_photo=vertices_photo.astype(np.float32))
     np.savez(folder / f"{name}_deca.npz", **deca_codedict(out))
+    if photo_path is not None:
+        photo = overlay_on_photo(read_rgb(photo_path), out["overlay"], out["overlay_alpha"],
+                                 example["crop"])
+        write_png(folder / f"{name}_overlay_photo.png", photo.astype(np.float32) / 255.0)
     write_png(folder / f"{name}_normals.png", 0.5 * np.asarray(out["detail_normals"]) + 0.5)
     image = example["image"].astype(np.float32) / 255.0
     write_png(folder / f"{name}_vis.png", label_columns(np.concatenate(
@@ -198,7 +229,7 @@ def write_faces(out_dir: pathlib.Path, paths, examples, out: dict, assets, cfg, 
         taken.add(name)
         folder = out_dir / name
         write_face(folder, name, {key: v[i] for key, v in out.items()}, example, assets, cfg,
-                   size)
+                   size, path)
         report["ok"][str(path)] = str(folder)
 
 

@@ -15,7 +15,7 @@ from jaxface.reconstruction.predict import OUTPUTS
 FACES = ("astronaut", "grace_hopper")
 SUFFIXES = ("_coarse.obj", "_coarse.mtl", "_detail.obj", "_detail.mtl", "_albedo.png",
             "_displacement.png", "_normals.png", "_params.npz", "_deca.npz", "_params.json",
-            "_vis.png")
+            "_vis.png", "_overlay_photo.png")
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +161,21 @@ def test_the_html_gallery_shows_every_face_and_its_turntable(reconstructed):
         assert np.abs(first - last).mean() > 1.0        # turned, not the same picture
         assert f"{name}/{name}_vis.png" in page
     assert "no_face.png: no face found" in page and "2 face(s) reconstructed" in page
+
+
+@pytest.mark.parametrize("name", FACES)
+def test_the_overlay_on_the_photo_keeps_the_photo_and_draws_the_face(reconstructed,
+                                                                     sample_photos, name):
+    folder = reconstructed[0] / name
+    photo_file = next(p for p in sample_photos.iterdir() if p.stem == name)
+    photo = np.asarray(Image.open(photo_file).convert("RGB"), np.int16)
+    drawn = np.asarray(Image.open(folder / f"{name}_overlay_photo.png"), np.int16)
+    assert drawn.shape == photo.shape
+    record = json.loads((folder / f"{name}_params.json").read_text())
+    (cx, cy), side = record["crop_photo"]["centre"], record["crop_photo"]["side"]
+    rows, cols = np.mgrid[:photo.shape[0], :photo.shape[1]]
+    outside = (np.abs(cols + 0.5 - cx) > side / 2 + 2) | (np.abs(rows + 0.5 - cy) > side / 2 + 2)
+    assert outside.any() and np.array_equal(drawn[outside], photo[outside])
+    # The face: the mesh's projected landmarks fall where the picture changed.
+    nose = np.round(record["landmarks2d_photo"][30]).astype(int)
+    assert np.abs(drawn[nose[1], nose[0]] - photo[nose[1], nose[0]]).sum() > 0
