@@ -79,3 +79,20 @@ def test_transfer_writes_the_mix_and_its_details(tiny_model, rng, tmp_path, caps
     picture = np.asarray(Image.open(out / "transfer.png"))
     first = np.asarray(Image.open(frames[0]))
     np.testing.assert_array_equal(picture[-64:, 64:128], first)
+
+
+def test_transfer_between_photos_reconstructs_them_first(tiny_model, sample_photos, tmp_path):
+    pytest.importorskip("dlib", reason="the dlib landmark backend is in the face extra")
+    source, target = sample_photos / "astronaut.png", sample_photos / "grace_hopper.jpg"
+    out = tmp_path / "out"
+    assert main(["transfer", "--model", str(tiny_model), "--source", str(source),
+                 "--target", str(target), "--out", str(out), "--size", "64"]) == 0
+    src = load_params(out / "inputs" / "astronaut" / "astronaut" / "astronaut_params.npz")
+    tgt = load_params(out / "inputs" / "grace_hopper" / "grace_hopper" /
+                      "grace_hopper_params.npz")
+    got = np.load(out / "transfer_params.npz")
+    np.testing.assert_allclose(got["shape"], tgt["shape"], rtol=1e-6)
+    np.testing.assert_allclose(got["exp"], src["exp"], rtol=1e-6)
+    (tmp_path / "blank.png").write_bytes((sample_photos / "astronaut.png").read_bytes()[:200])
+    assert main(["transfer", "--model", str(tiny_model), "--source", str(tmp_path / "blank.png"),
+                 "--target", str(target), "--out", str(tmp_path / "bad"), "--size", "64"]) == 2
