@@ -34,7 +34,7 @@ from jaxface.geometry.framing import frame_batch
 from jaxface.infer.reconstruct import find_photos, with_views, writable_folder, write_faces
 from jaxface.losses import coarse_loss
 from jaxface.models import PARAM_GROUPS
-from jaxface.models.params import code_of_camera, code_of_light
+from jaxface.models.params import code_of_outputs
 from jaxface.reconstruction.assets import jit_with_assets, load_assets
 from jaxface.reconstruction.mesh_io import label_columns, write_png
 from jaxface.reconstruction.model_folder import load_model
@@ -214,10 +214,7 @@ def model_prediction(model, batch: dict, cfg) -> dict:
     back in the code's raw units of ``cfg``)."""
     pred = predict(model.graphdef, model.params, model.batch_stats, batch, model.assets,
                    model.cfg)
-    return {"shape": pred["shape"], "exp": pred["exp"], "pose": pred["pose"],
-            "tex": pred["tex"], "cam": code_of_camera(pred["cam"], cfg.train.base_scale,
-                                                      cfg.model.code_convention),
-            "light": code_of_light(pred["light"], convention=cfg.model.code_convention)}
+    return code_of_outputs(pred, cfg.train.base_scale, cfg.model.code_convention)
 
 
 ERROR_KEYS = ("landmark_px", "shape_sim_mm", "shape_mm", "mesh_sim_mm", "mesh_mm",

@@ -30,9 +30,10 @@ def make_turntable(model, size: int, frames: int):
     angles = np.radians(np.linspace(-TURNTABLE_DEGREES, TURNTABLE_DEGREES, frames))
 
     def turntable(vertices, displacement, cam, assets):
+        centre = jnp.mean(vertices, axis=1, keepdims=True)
+
         def one(angle):
             rot = rodrigues(jnp.asarray([[0.0, angle, 0.0]], vertices.dtype))[0]
-            centre = jnp.mean(vertices, axis=1, keepdims=True)
             turned = (vertices - centre) @ rot.T + centre
             normals = detail_normal_map(turned, displacement, assets, cfg.render.backend)
             return render_shape(turned, cam, assets.topology, (size, size), normals,

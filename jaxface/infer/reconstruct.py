@@ -39,6 +39,7 @@ import numpy as np
 from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches, read_rgb
 from jaxface.geometry.camera import photo_camera
 from jaxface.infer.gallery import make_turntable, write_index, write_turntables
+from jaxface.models.params import code_of_camera
 from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.mesh_io import (
     dense_mesh,
@@ -139,10 +140,10 @@ def deca_codedict(out: dict) -> dict[str, np.ndarray]:
     convention (s, t') with the projection
     s (X + t') (jaxface's camera is s X + t, t = s t'). FLAME's frame: metres, y up, the face
     looking along +z; ndc x right, y up over the square crop."""
-    cam = np.asarray(out["cam"], np.float32)
+    cam = np.asarray(code_of_camera(jnp.asarray(out["cam"], jnp.float32)[None], 0.0, "deca")[0])
     detail = {"detail": out["detail_code"]} if "detail_code" in out else {}
     return {"shape": out["shape"], "exp": out["exp"], "pose": out["pose"], "tex": out["tex"],
-            "light": out["light"], "cam": np.concatenate([cam[:1], cam[1:] / cam[0]])} | detail
+            "light": out["light"], "cam": cam} | detail
 
 
 def overlay_on_photo(photo_HxWx3: np.ndarray, overlay_SxSx3: np.ndarray,

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxface.models import apply
-from jaxface.models.params import code_of_camera, code_of_light
+from jaxface.models.params import code_of_outputs
 from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.mesh_io import dense_mesh, label_columns, write_obj, write_png
 from jaxface.reconstruction.model_folder import LoadedModel, load_model
@@ -74,9 +74,7 @@ def make_decode(model: LoadedModel, size: int):
         disp, _ = apply(model.graphdef, params, stats, "decode_detail", p["detail_code"],
                         p["exp"], p["pose"][:, 3:], train=False)
         # The files hold the decoded camera and light: back to the code's raw values.
-        code = {k: p[k] for k in ("shape", "exp", "pose", "tex")} | {
-            "cam": code_of_camera(p["cam"], cfg.train.base_scale, cfg.model.code_convention),
-            "light": code_of_light(p["light"], convention=cfg.model.code_convention)}
+        code = code_of_outputs(p, cfg.train.base_scale, cfg.model.code_convention)
         out = outputs_of_params(code, assets, cfg, size, disp)
         normals = detail_normal_map(out["vertices"], out["displacement"], assets,
                                     cfg.render.backend)

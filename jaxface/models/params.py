@@ -92,6 +92,15 @@ def code_of_light(light_Bx9x3: jax.Array, ambient: float = 3.0, convention: str 
     return 10.0 * (light_Bx9x3 - jnp.zeros_like(light_Bx9x3).at[..., 0, :].set(ambient))
 
 
+def code_of_outputs(out: dict, base_scale: float, convention: str = "jaxface") -> dict:
+    """The coarse code's groups of decoded outputs (shape, exp, pose, tex as they are; the
+    camera and light back in the code's raw units): what :func:`camera_from_code` and
+    :func:`light_from_code` turn back into ``out``'s camera and light."""
+    return {"shape": out["shape"], "exp": out["exp"], "pose": out["pose"], "tex": out["tex"],
+            "cam": code_of_camera(out["cam"], base_scale, convention),
+            "light": code_of_light(out["light"], convention=convention)}
+
+
 # EMOCA's expression encoder: what its output holds after the expression coefficients (its
 # exp_deca_jaw_pose / exp_deca_global_pose settings); these replace E_c's values.
 EXPRESSION_ENCODER_POSE = {"exp": 0, "exp_jaw": 3, "exp_global": 3, "exp_global_jaw": 6}
