@@ -104,7 +104,7 @@ def test_camera_and_light_codes_invert(rng, convention):
     cam = np.stack([rng.uniform(2, 12, 4), rng.normal(size=4), rng.normal(size=4)], -1)
     light = rng.normal(size=(4, 9, 3))
     np.testing.assert_allclose(camera_from_code(code_of_camera(cam, 8.4, convention), 8.4,
-                                                convention), cam, rtol=1e-5)
+                                                convention), cam, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(light_from_code(code_of_light(light, convention=convention),
                                                convention=convention), light, atol=1e-5)
 
