@@ -6,6 +6,8 @@ detail displacement and the renders — and per face, in ``<out>/<name>/``:
 
     <name>_coarse.obj / .mtl    FLAME mesh with FLAME's UVs, textured with the albedo
     <name>_detail.obj / .mtl    the dense detail mesh (a vertex per UV texel, displaced)
+    <name>_coarse.glb, _detail.glb  the same two meshes as textured binary glTF (FLAME's
+                                units and axes: metres, y up, the face towards +z)
     <name>_albedo.png           the UV albedo map
     <name>_displacement.png     16-bit UV displacement, [-d, d] -> [0, 65535] (d in the JSON)
     <name>_normals.png          the detailed surface's UV normal map (FLAME's frame, n / 2 + 0.5)
@@ -42,9 +44,8 @@ from jaxface.infer.gallery import make_turntable, write_index, write_turntables
 from jaxface.models.params import code_of_camera
 from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.mesh_io import (
-    dense_mesh,
     label_columns,
-    write_obj,
+    write_face_meshes,
     write_png,
     write_png16,
 )
@@ -176,14 +177,7 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
     """The files of one face (the module docstring) from :func:`with_views`' outputs for it;
     returns its JSON record. ``photo_path``: the photo, for the overlay on the whole of it."""
     folder.mkdir(parents=True, exist_ok=True)
-    top = assets.topology
-    texture = f"{name}_albedo.png"
-    write_png(folder / texture, out["albedo"])
-    write_obj(folder / f"{name}_coarse.obj", out["vertices"], np.asarray(top.faces),
-              np.asarray(top.uv_coords), np.asarray(top.uv_faces), texture)
-    covered = np.asarray(top.uv_rast[0, ..., 3] > 0)
-    verts, faces, uvs = dense_mesh(out["detail_positions"], covered, top.uv_flipped)
-    write_obj(folder / f"{name}_detail.obj", verts, faces, uvs, None, texture)
+    write_face_meshes(folder, name, out, assets.topology)
     d = float(cfg.model.displacement_scale)
     write_png16(folder / f"{name}_displacement.png", out["displacement"][..., 0], -d, d)
     camera = photo_camera(out["cam"], example["crop"])

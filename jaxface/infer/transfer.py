@@ -27,7 +27,7 @@ import numpy as np
 from jaxface.models import apply
 from jaxface.models.params import code_of_outputs
 from jaxface.reconstruction.assets import jit_with_assets
-from jaxface.reconstruction.mesh_io import dense_mesh, label_columns, write_obj, write_png
+from jaxface.reconstruction.mesh_io import label_columns, write_face_meshes, write_png
 from jaxface.reconstruction.model_folder import LoadedModel, load_model
 from jaxface.reconstruction.predict import (
     detail_normal_map,
@@ -124,21 +124,13 @@ def transfer(model_dir: str | os.PathLike, source: str | os.PathLike,
 
     results = [run(src), run(tgt), run(transferred(src, tgt))]
     result = results[-1]
-    top = model.assets.topology
-    write_png(out_dir / "transfer_albedo.png", result["albedo"])
-    write_obj(out_dir / "transfer_coarse.obj", result["vertices"], np.asarray(top.faces),
-              np.asarray(top.uv_coords), np.asarray(top.uv_faces), "transfer_albedo.png")
-    covered = np.asarray(top.uv_rast[0, ..., 3] > 0)
-    verts, faces, uvs = dense_mesh(result["detail_positions"], covered, top.uv_flipped)
-    write_obj(out_dir / "transfer_detail.obj", verts, faces, uvs, None,
-              "transfer_albedo.png")
+    meshes = write_face_meshes(out_dir, "transfer", result, model.assets.topology)
     np.savez(out_dir / "transfer_params.npz", **{k: v for k, v in result.items()
                                                  if k not in ("detail_shape",
                                                               "detail_positions")})
     write_png(out_dir / "transfer.png", label_columns(np.concatenate(
         [r["detail_shape"] for r in results], 1), ["source", "target", "transferred"]))
-    files = ["transfer.png", "transfer_coarse.obj", "transfer_detail.obj",
-             "transfer_params.npz"]
+    files = ["transfer.png", *meshes, "transfer_params.npz"]
     if frames > 0:
         files += _sweep(run, src, tgt, frames, out_dir / "sweep")
     return {"out": str(out_dir), "files": files}

@@ -1,5 +1,6 @@
-"""Writing reconstructions: Wavefront OBJ meshes with UV coordinates and a material, PNG
-images, and DECA's dense detail mesh (one vertex per covered texel of the UV layout)."""
+"""Writing reconstructions: Wavefront OBJ meshes with UV coordinates and a material, the same
+meshes as textured binary glTF (``.glb``, via trimesh), PNG images, and DECA's dense detail
+mesh (one vertex per covered texel of the UV layout)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,36 @@ def write_obj(path: str | os.PathLike, vertices_Vx3: np.ndarray, faces_Fx3: np.n
     else:
         np.savetxt(out, faces, fmt="f %d %d %d")
     _atomic_write(path, out.getvalue().encode())
+
+
+def split_uv_seams(faces_Fx3: np.ndarray, uv_faces_Fx3: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """OBJ's two index sets (positions and UVs per corner) -> one per-vertex index set, as
+    glTF needs: a vertex per distinct (position, UV) pair, so a vertex on a UV seam is
+    duplicated. -> (position index per new vertex, UV index per new vertex, faces (F, 3))."""
+    pairs = np.stack([np.asarray(faces_Fx3, np.int64).reshape(-1),
+                      np.asarray(uv_faces_Fx3, np.int64).reshape(-1)], -1)
+    unique, corner_to_vertex = np.unique(pairs, axis=0, return_inverse=True)
+    return unique[:, 0], unique[:, 1], corner_to_vertex.reshape(-1, 3)
+
+
+def write_glb(path: str | os.PathLike, vertices_Vx3: np.ndarray, faces_Fx3: np.ndarray,
+              uvs_Tx2: np.ndarray, uv_faces_Fx3: np.ndarray | None,
+              texture_HxWx3: np.ndarray) -> None:
+    """A binary glTF of the mesh with ``texture`` (floats in [0, 1]) as its base colour,
+    sampled at the OBJ-convention UVs (v up; trimesh flips v for glTF). Units and axes are the
+    vertices' own (FLAME: metres, y up, the face looking down +z)."""
+    import trimesh
+
+    position_index, uv_index, faces = split_uv_seams(
+        faces_Fx3, faces_Fx3 if uv_faces_Fx3 is None else uv_faces_Fx3)
+    texture = np.round(np.clip(np.asarray(texture_HxWx3, np.float64), 0, 1) * 255)
+    visual = trimesh.visual.TextureVisuals(
+        uv=np.asarray(uvs_Tx2, np.float64)[uv_index],
+        image=Image.fromarray(texture.astype(np.uint8)))
+    mesh = trimesh.Trimesh(np.asarray(vertices_Vx3, np.float64)[position_index], faces,
+                           visual=visual, process=False)
+    _atomic_write(pathlib.Path(path), mesh.export(file_type="glb"))
 
 
 def write_png(path: str | os.PathLike, image_HxWxC: np.ndarray) -> None:
@@ -100,3 +131,25 @@ def dense_mesh(positions_SxSx3: np.ndarray, covered_SxS: np.ndarray, uv_flipped:
     new_index = np.cumsum(used) - 1
     vertices = np.asarray(positions_SxSx3).reshape(-1, 3)[used]
     return vertices, new_index[faces].astype(np.int64), uv_grid(size)[used]
+
+
+def write_face_meshes(folder: pathlib.Path, stem: str, out: dict, topology) -> list[str]:
+    """A face's albedo texture and its coarse FLAME mesh and dense detail mesh (from ``out``'s
+    ``albedo``, ``vertices`` and ``detail_positions``), each as OBJ (+ .mtl) and textured .glb
+    -> the file names written."""
+    texture = f"{stem}_albedo.png"
+    write_png(folder / texture, out["albedo"])
+    faces, uvs, uv_faces = (np.asarray(a) for a in
+                            (topology.faces, topology.uv_coords, topology.uv_faces))
+    covered = np.asarray(topology.uv_rast[0, ..., 3] > 0)
+    dense = dense_mesh(out["detail_positions"], covered, topology.uv_flipped)
+    meshes = {"coarse": (out["vertices"], faces, uvs, uv_faces),
+              "detail": (dense[0], dense[1], dense[2], None)}
+    files = [texture]
+    for kind, (vertices, mesh_faces, mesh_uvs, mesh_uv_faces) in meshes.items():
+        write_obj(folder / f"{stem}_{kind}.obj", vertices, mesh_faces, mesh_uvs,
+                  mesh_uv_faces, texture)
+        write_glb(folder / f"{stem}_{kind}.glb", vertices, mesh_faces, mesh_uvs,
+                  mesh_uv_faces, out["albedo"])
+        files += [f"{stem}_{kind}.obj", f"{stem}_{kind}.glb"]
+    return files

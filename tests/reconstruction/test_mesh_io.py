@@ -1,14 +1,21 @@
 """OBJ/PNG writers and the dense detail mesh, checked by reading the files back."""
 
 import numpy as np
-import pytest
+import trimesh
 from PIL import Image
 
-from jaxface.reconstruction.mesh_io import dense_mesh, uv_grid, write_obj, write_png, write_png16
+from jaxface.reconstruction.mesh_io import (
+    dense_mesh,
+    split_uv_seams,
+    uv_grid,
+    write_glb,
+    write_obj,
+    write_png,
+    write_png16,
+)
 
 
 def test_obj_with_uvs_round_trips_through_trimesh(rng, tmp_path):
-    trimesh = pytest.importorskip("trimesh", reason="trimesh is in the dev extra")
     # A random closed-ish mesh: a tetrahedron fan with its own UV indices.
     vertices = rng.normal(size=(4, 3))
     faces = np.array([[0, 1, 2], [0, 2, 3], [0, 3, 1], [1, 3, 2]])
@@ -22,6 +29,31 @@ def test_obj_with_uvs_round_trips_through_trimesh(rng, tmp_path):
     np.testing.assert_allclose(mesh.vertices[mesh.faces], vertices[faces], atol=1e-6)
     np.testing.assert_allclose(mesh.visual.uv[mesh.faces], uvs[uv_faces], atol=1e-6)
     assert mesh.visual.material.image.size == (8, 8)
+
+
+def test_split_uv_seams_gives_each_corner_its_position_and_uv(rng):
+    faces = rng.integers(0, 6, (10, 3))
+    uv_faces = rng.integers(0, 9, (10, 3))
+    position_index, uv_index, new_faces = split_uv_seams(faces, uv_faces)
+    np.testing.assert_array_equal(position_index[new_faces], faces)
+    np.testing.assert_array_equal(uv_index[new_faces], uv_faces)
+    pairs = set(zip(faces.reshape(-1).tolist(), uv_faces.reshape(-1).tolist(), strict=True))
+    assert len(position_index) == len(pairs)          # one vertex per distinct pair
+
+
+def test_glb_round_trips_positions_uvs_and_texture(rng, tmp_path):
+    vertices = rng.normal(size=(4, 3))
+    faces = np.array([[0, 1, 2], [0, 2, 3], [0, 3, 1], [1, 3, 2]])
+    uvs = rng.random((6, 2))
+    uv_faces = np.array([[0, 1, 2], [0, 2, 3], [0, 3, 4], [1, 4, 5]])
+    texture = rng.random((8, 16, 3))
+    write_glb(tmp_path / "m.glb", vertices, faces, uvs, uv_faces, texture)
+    mesh = trimesh.load(tmp_path / "m.glb", force="mesh", process=False)
+    np.testing.assert_allclose(mesh.vertices[mesh.faces], vertices[faces], atol=1e-6)
+    # trimesh reads glTF's v-down UVs back into OBJ's v-up convention.
+    np.testing.assert_allclose(mesh.visual.uv[mesh.faces], uvs[uv_faces], atol=1e-6)
+    image = np.asarray(mesh.visual.material.baseColorTexture.convert("RGB"), np.float64) / 255
+    assert np.abs(image - texture).max() <= 0.5 / 255 + 1e-12
 
 
 def test_obj_without_uvs(rng, tmp_path):
