@@ -219,9 +219,10 @@ def _reconstruct(args) -> int:
     from jaxface.infer.reconstruct import reconstruct
 
     report = reconstruct(args.model, args.inputs, args.out, landmark_backend(args.landmarks),
-                         args.batch_size, args.size, html=args.html)
+                         args.batch_size, args.size, html=args.html,
+                         min_face_score=args.min_face_score if args.all_faces else None)
     _print_skipped(report["failed"])
-    n = len(report["ok"])
+    n = sum(map(len, report["ok"].values()))
     if args.html:
         print(f"jaxface reconstruct: the gallery is {pathlib.Path(args.out) / 'index.html'}")
     print(f"reconstructed {n} face(s) into {args.out} in {report['seconds']:.1f} s, skipped "
@@ -500,6 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", action="store_true",
                    help="also write index.html: per photo the pictures and a turntable of "
                         "the detailed shape (pre-rendered frames; opens offline)")
+    p.add_argument("--all-faces", action="store_true",
+                   help="every face of a photo, not only the best-scored one: each in its own "
+                        "folder (<photo>_face2, ...) and all drawn on "
+                        "<photo>_overlay_photo_all.png")
+    p.add_argument("--min-face-score", type=float, default=0.5,
+                   help="with --all-faces: the least detector score of a face after the best "
+                        "(dlib's HOG score; face-like patches score lower; default 0.5)")
     p.set_defaults(run=_reconstruct)
 
     p = sub.add_parser(

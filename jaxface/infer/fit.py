@@ -193,7 +193,7 @@ def fit_photos(inputs, out_dir: str | os.PathLike, detector, cfg, model_dir=None
     size = cfg.model.image_size
     report = {"ok": {}, "failed": {}, "load_seconds": round(time.perf_counter() - start, 3)}
     views = _fitted_views(assets, cfg, size)
-    taken: set[str] = set()
+    names: dict[str, str] = {}
     for k, (paths, examples, batch) in enumerate(prepared_batches(
             photos, lambda path: prepare_image(path, detector, size),
             batch_size, report["failed"])):
@@ -203,7 +203,7 @@ def fit_photos(inputs, out_dir: str | os.PathLike, detector, cfg, model_dir=None
         if curves:
             write_loss_curve(out_dir / f"loss_{k}", curves)
         write_faces(out_dir, paths, examples, jax.device_get(views(p, batch)), assets, cfg,
-                    size, taken, report)
+                    size, names, report)
     report["seconds"] = round(time.perf_counter() - start, 3)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -89,8 +89,9 @@ for (const img of document.querySelectorAll("img.turntable")) {{
 def write_index(out_dir: pathlib.Path, report: dict, frames: int) -> pathlib.Path:
     """``out_dir/index.html`` for a ``reconstruct`` report (its ok and failed photos)."""
     blocks = []
-    for photo, folder in report["ok"].items():
-        folder = pathlib.Path(folder)
+    faces = [(photo, pathlib.Path(f)) for photo, folders in report["ok"].items()
+             for f in folders]
+    for photo, folder in faces:
         name = folder.name
         rel = folder.relative_to(out_dir).as_posix()
         frame_paths = [f"{rel}/turntable/frame_{k:02d}.png" for k in range(frames)]
@@ -103,7 +104,7 @@ def write_index(out_dir: pathlib.Path, report: dict, frames: int) -> pathlib.Pat
     failed = "".join(f"<li>{html.escape(pathlib.Path(p).name)}: {html.escape(why)}</li>"
                      for p, why in report["failed"].items())
     page = PAGE.format(
-        summary=f"{len(report['ok'])} face(s) reconstructed, {len(report['failed'])} "
+        summary=f"{len(faces)} face(s) reconstructed, {len(report['failed'])} "
                 "photo(s) skipped.",
         faces="\n".join(blocks),
         failed=f'<h2 class="failed">Skipped</h2><ul class="failed">{failed}</ul>'

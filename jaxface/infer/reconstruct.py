@@ -1,6 +1,6 @@
 """``jaxface reconstruct``: photos in, textured detailed meshes out.
 
-Per photo (the best face in it): detection and 68 landmarks, DECA's square crop, the face mask
+Per photo (its best face, or with ``min_face_score`` every face): detection and 68 landmarks, DECA's square crop, the face mask
 (:mod:`jaxface.data.prepare`), then one jit-compiled batch step — the encoders, FLAME, the
 detail displacement and the renders — and per face, in ``<out>/<name>/``:
 
@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_image, prepared_batches, read_rgb
+from jaxface.data.prepare import IMAGE_SUFFIXES, prepare_faces, prepared_batches, read_rgb
 from jaxface.geometry.camera import photo_camera
 from jaxface.infer.gallery import make_turntable, write_index, write_turntables
 from jaxface.models.params import code_of_camera
@@ -213,28 +213,51 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
 
 
 def write_faces(out_dir: pathlib.Path, paths, examples, out: dict, assets, cfg, size: int,
-                taken: set[str], report: dict) -> None:
-    """:func:`write_face` for each photo of a batch (``out``: its outputs, batched) into
-    ``out_dir/<photo name>/``, recording each in ``report["ok"]``; ``taken``: the names used
-    so far (a photo name seen before in another folder gets a suffix)."""
+                names: dict, report: dict, all_faces: dict | None = None
+                ) -> list[pathlib.Path]:
+    """:func:`write_face` for each face of a batch (``out``: its outputs, batched) into
+    ``out_dir/<photo name>/`` (the k-th face of a photo, k > 1: ``<photo name>_face<k>/``),
+    appending each folder to ``report["ok"][photo]``. ``names``: each photo's name so far (a
+    photo name seen before in another folder gets a suffix). ``all_faces``: {"path",
+    "image"}, the last photo with its faces drawn so far, for ``<name>_overlay_photo_all.png``
+    in its first face's folder (every face found, when a photo has several).
+    Returns the batch's face folders."""
+    folders = []
     for i, (path, example) in enumerate(zip(paths, examples, strict=True)):
-        name, k = path.stem, 1
-        while name in taken:
-            name, k = f"{path.stem}_{k}", k + 1
-        taken.add(name)
-        folder = out_dir / name
-        write_face(folder, name, {key: v[i] for key, v in out.items()}, example, assets, cfg,
-                   size, path)
-        report["ok"][str(path)] = str(folder)
+        if str(path) not in names:
+            name, k = path.stem, 1
+            while name in names.values():
+                name, k = f"{path.stem}_{k}", k + 1
+            names[str(path)] = name
+        name = names[str(path)]
+        rank = int(example.get("face_index", 0))
+        folder = out_dir / (name if rank == 0 else f"{name}_face{rank + 1}")
+        face = {key: v[i] for key, v in out.items()}
+        write_face(folder, folder.name, face, example, assets, cfg, size, path)
+        report["ok"].setdefault(str(path), []).append(str(folder))
+        folders.append(folder)
+        if all_faces is not None:
+            if all_faces.get("path") != path:
+                all_faces.update(path=path, image=read_rgb(path))
+            all_faces["image"] = overlay_on_photo(all_faces["image"], face["overlay"],
+                                                  face["overlay_alpha"], example["crop"])
+            if rank > 0:          # a photo of one face has its _overlay_photo.png
+                write_png(out_dir / name / f"{name}_overlay_photo_all.png",
+                          all_faces["image"].astype(np.float32) / 255.0)
+    return folders
 
 
 def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike, detector,
                 batch_size: int = 8, size: int = 224, progress: bool = True,
-                html: bool = False, turntable_frames: int = 12) -> dict:
+                html: bool = False, turntable_frames: int = 12,
+                min_face_score: float | None = None) -> dict:
     """Reconstructs every photo of ``inputs`` into ``out_dir``; returns the report
-    ({"ok": {photo: folder}, "failed": {photo: reason}, "load_seconds": ..., "seconds": ...:
-    the whole command, the model's load included}). ``html``: also each face's turntable
-    frames and ``index.html`` (:mod:`jaxface.infer.gallery`)."""
+    ({"ok": {photo: [face folder, ...]}, "failed": {photo: reason}, "load_seconds": ...,
+    "seconds": ...: the whole command, the model's load included}). ``html``: also each
+    face's turntable frames and ``index.html`` (:mod:`jaxface.infer.gallery`).
+    ``min_face_score``: also every other face the detector scores at least this (dlib's HOG
+    score; its false detections on face-like patches score lower than real faces), each in
+    its own folder; None: the best face of each photo only."""
     from tqdm import tqdm
 
     start = time.perf_counter()
@@ -244,17 +267,18 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
     report = {"ok": {}, "failed": {}, "load_seconds": round(time.perf_counter() - start, 3)}
     step = make_reconstruct_step(model, size)
     turntable = make_turntable(model, size, turntable_frames) if html else None
-    taken: set[str] = set()
+    names: dict[str, str] = {}
+    all_faces = None if min_face_score is None else {}
     bar = tqdm(photos, desc="reconstruct", unit="photo", disable=not progress)
     for paths, examples, batch in prepared_batches(
-            bar, lambda path: prepare_image(path, detector, size), batch_size, report["failed"]):
+            bar, lambda path: prepare_faces(path, detector, size, min_face_score), batch_size,
+            report["failed"]):
         out = jax.device_get(step(model.params, model.batch_stats,
                                   {k: jnp.asarray(v) for k, v in batch.items()}))
-        write_faces(out_dir, paths, examples, out, model.assets, model.cfg, size, taken,
-                    report)
+        folders = write_faces(out_dir, paths, examples, out, model.assets, model.cfg, size,
+                              names, report, all_faces)
         if turntable is not None:
-            write_turntables(turntable, [pathlib.Path(report["ok"][str(p)]) for p in paths],
-                             out)
+            write_turntables(turntable, folders, out)
     bar.close()
     if html:
         write_index(out_dir, report, turntable_frames)

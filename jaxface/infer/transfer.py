@@ -98,7 +98,7 @@ def _as_params(path: pathlib.Path, model_dir, out_dir: pathlib.Path, detector, s
                          batch_size=1, size=size, progress=False)
     if not report["ok"]:
         raise TransferError(f"{path}: {next(iter(report['failed'].values()))}")
-    folder = pathlib.Path(next(iter(report["ok"].values())))
+    folder = pathlib.Path(next(iter(report["ok"].values()))[0])
     return load_params(folder / f"{folder.name}_params.npz")
 
 

@@ -82,7 +82,7 @@ def with_trainable(params, sub: dict):
 IMAGE_TERMS = ("pixel", "mask", "scl", "identity")   # the coarse terms that need a render
 
 
-def _coarse_loss_of(geo, p, batch, cfg, assets, frozen, frozen_state, batch_scale):
+def coarse_loss_of(geo, p, batch, cfg, assets, frozen, frozen_state, batch_scale):
     """The coarse loss of decoded parameters and their geometry: renders (DECA's face region
     over the input) only when an image term is on (not in the landmark-only pretraining)."""
     size = cfg.model.image_size
@@ -112,7 +112,7 @@ def coarse_objective(graphdef, params, batch_stats, batch, assets, cfg, group_si
     config turns the image terms off, so nothing is rendered)."""
     p, new_stats = predict_params(graphdef, params, batch_stats, batch, cfg, assets.sizes, True)
     geo = coarse_geometry(p, assets, cfg)
-    loss, terms = _coarse_loss_of(geo, p, batch, cfg, assets, frozen, frozen_state,
+    loss, terms = coarse_loss_of(geo, p, batch, cfg, assets, frozen, frozen_state,
                                   batch_scale)
     if cfg.loss.ground_truth:
         terms["ground_truth"] = parameter_supervision(p, batch)
@@ -120,7 +120,7 @@ def coarse_objective(graphdef, params, batch_stats, batch, assets, cfg, group_si
     if cfg.loss.shape_consistency and group_size > 1:
         swapped = p | {"shape": swap_within_groups(p["shape"], group_size)}
         geo_sc = coarse_geometry(swapped, assets, cfg)
-        terms["shape_consistency"], _ = _coarse_loss_of(geo_sc, swapped, batch, cfg, assets,
+        terms["shape_consistency"], _ = coarse_loss_of(geo_sc, swapped, batch, cfg, assets,
                                                         frozen, frozen_state, batch_scale)
         loss = loss + cfg.loss.shape_consistency * terms["shape_consistency"]
     return loss, ({"loss": loss, **terms}, new_stats)

@@ -1,19 +1,23 @@
-"""``jaxface reconstruct`` on real photos (scikit-image's astronaut, matplotlib's grace_hopper)
-with a random-init exported model: every file is written and valid, the mesh's landmarks land
-on the face, bad photos are reported while the others go on."""
+"""``jaxface reconstruct`` on real photos (scikit-image's astronaut, matplotlib's grace_hopper,
+and the two side by side) with a random-init exported model: every file is written and valid,
+the mesh's landmarks land on the face, every face of a photo is reconstructed, bad photos are
+reported while the others go on."""
 
 import json
+import pathlib
 import shutil
 
 import numpy as np
 import pytest
+import trimesh
 from PIL import Image
 
 from jaxface.cli import main
 from jaxface.reconstruction.predict import OUTPUTS
 
 FACES = ("astronaut", "grace_hopper")
-SUFFIXES = ("_coarse.obj", "_coarse.mtl", "_detail.obj", "_detail.mtl", "_albedo.png",
+SUFFIXES = ("_coarse.obj", "_coarse.mtl", "_coarse.glb", "_detail.obj", "_detail.mtl",
+            "_detail.glb", "_albedo.png",
             "_displacement.png", "_normals.png", "_params.npz", "_deca.npz", "_params.json",
             "_vis.png", "_overlay_photo.png")
 
@@ -29,16 +33,27 @@ def reconstructed(tiny_model, sample_photos, tmp_path_factory):
         shutil.copy(p, photos / p.name)
     (photos / "truncated.jpg").write_bytes((photos / "grace_hopper.jpg").read_bytes()[:300])
     Image.fromarray(np.full((120, 90, 3), 200, np.uint8)).save(photos / "no_face.png")
+    Image.fromarray(two_faces(sample_photos)).save(photos / "two_faces.png")
     out = tmp_path_factory.mktemp("reconstructed")
+    # 0.5: both real faces (dlib scores ~1) but not the astronaut's mission patch (~0.1).
     report = reconstruct(tiny_model, [photos], out, landmark_backend("dlib"), batch_size=2,
-                         progress=False, html=True, turntable_frames=5)
+                         progress=False, html=True, turntable_frames=5, min_face_score=0.5)
     return out, report
+
+
+def two_faces(sample_photos) -> np.ndarray:
+    """The astronaut and Grace Hopper side by side (at the astronaut's height)."""
+    left = np.asarray(Image.open(sample_photos / "astronaut.png").convert("RGB"))
+    right = Image.open(sample_photos / "grace_hopper.jpg").convert("RGB")
+    h = left.shape[0]
+    right = right.resize((round(right.width * h / right.height), h))
+    return np.concatenate([left, np.asarray(right)], 1)
 
 
 def test_bad_photos_are_reported_and_the_rest_go_on(reconstructed):
     out, report = reconstructed
-    assert sorted(p.rsplit("/", 1)[1] for p in report["ok"]) == ["astronaut.png",
-                                                                 "grace_hopper.jpg"]
+    assert sorted(p.rsplit("/", 1)[1] for p in report["ok"]) == [
+        "astronaut.png", "grace_hopper.jpg", "two_faces.png"]
     failed = {p.rsplit("/", 1)[1]: why for p, why in report["failed"].items()}
     assert failed["no_face.png"] == "no face found"
     assert "unreadable image" in failed["truncated.jpg"]
@@ -75,14 +90,14 @@ def test_the_photo_camera_projects_the_mesh_onto_the_photo_landmarks(reconstruct
 
 @pytest.mark.parametrize("name", FACES)
 def test_every_file_is_written_and_valid(reconstructed, tiny_model, name):
-    trimesh = pytest.importorskip("trimesh", reason="trimesh is in the dev extra")
     folder = reconstructed[0] / name
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [name + s for s in SUFFIXES] + ["turntable"])
     params = np.load(folder / f"{name}_params.npz")
     assert set(OUTPUTS) <= set(params.files)
     with np.load(tiny_model / "face_model.npz") as head:
-        n_faces = len(head["faces"])
+        faces = head["faces"]
+    n_faces = len(faces)
     coarse = trimesh.load(folder / f"{name}_coarse.obj", process=False)
     assert len(coarse.faces) == n_faces
     # The OBJ holds the predicted vertices (trimesh splits them at UV seams: compare sets).
@@ -90,6 +105,10 @@ def test_every_file_is_written_and_valid(reconstructed, tiny_model, name):
                                np.unique(np.round(params["vertices"], 5), axis=0), atol=2e-5)
     assert coarse.visual.uv.shape == (len(coarse.vertices), 2)
     assert coarse.visual.material.image.size == params["albedo"].shape[1::-1]
+    # The glTF holds the same mesh and texture.
+    glb = trimesh.load(folder / f"{name}_coarse.glb", force="mesh", process=False)
+    np.testing.assert_allclose(glb.vertices[glb.faces], params["vertices"][faces], atol=1e-6)
+    assert glb.visual.material.baseColorTexture.size == params["albedo"].shape[1::-1]
     detail = trimesh.load(folder / f"{name}_detail.obj", process=False)
     assert len(detail.faces) > len(coarse.faces) // 4
     # The dense detail mesh lies on the coarse surface, within the displacement bound.
@@ -160,7 +179,7 @@ def test_the_html_gallery_shows_every_face_and_its_turntable(reconstructed):
         first, last = (np.asarray(Image.open(f), np.float64) for f in (frames[0], frames[-1]))
         assert np.abs(first - last).mean() > 1.0        # turned, not the same picture
         assert f"{name}/{name}_vis.png" in page
-    assert "no_face.png: no face found" in page and "2 face(s) reconstructed" in page
+    assert "no_face.png: no face found" in page and "4 face(s) reconstructed" in page
 
 
 @pytest.mark.parametrize("name", FACES)
@@ -179,3 +198,28 @@ def test_the_overlay_on_the_photo_keeps_the_photo_and_draws_the_face(reconstruct
     # The face: the mesh's projected landmarks fall where the picture changed.
     nose = np.round(record["landmarks2d_photo"][30]).astype(int)
     assert np.abs(drawn[nose[1], nose[0]] - photo[nose[1], nose[0]]).sum() > 0
+
+
+def test_every_face_of_a_photo_is_reconstructed_and_drawn(reconstructed, sample_photos):
+    """The two-face photo: a folder per face (best first), each face's landmarks on its own
+    half of the photo, both drawn on ``_overlay_photo_all.png``; the single-face photos keep
+    one face (the mission patch scores under the threshold)."""
+    out, report = reconstructed
+    folders = {pathlib.Path(p).name: [pathlib.Path(f).name for f in fs]
+               for p, fs in report["ok"].items()}
+    assert folders == {"astronaut.png": ["astronaut"], "grace_hopper.jpg": ["grace_hopper"],
+                       "two_faces.png": ["two_faces", "two_faces_face2"]}
+    photo = two_faces(sample_photos).astype(np.int16)
+    middle = 512                                   # the astronaut's width
+    drawn = np.asarray(Image.open(out / "two_faces" / "two_faces_overlay_photo_all.png"),
+                       np.int16)
+    assert drawn.shape == photo.shape
+    sides = []
+    for name in ("two_faces", "two_faces_face2"):
+        record = json.loads((out / name / f"{name}_params.json").read_text())
+        points = np.asarray(record["landmarks2d_photo"])
+        sides.append(bool(points[:, 0].mean() > middle))
+        nose = np.round(points[30]).astype(int)
+        assert np.abs(drawn[nose[1], nose[0]] - photo[nose[1], nose[0]]).sum() > 0
+        assert (out / name / f"{name}_overlay_photo.png").is_file()
+    assert sorted(sides) == [False, True]            # one face on each half

@@ -1,0 +1,112 @@
+"""Which terms of the coarse objective pull the regressor's shape towards the truth?
+
+On synthetic training batches (the true FLAME shape of every image is known), the gradient of
+each weighted term of the coarse loss with respect to the predicted shape code beta, at the
+network's prediction, against the direction to the truth (beta_true - beta): the cosine of
+-gradient with it per image (> 0: the term pushes shape towards the truth), its mean, the
+share of images where it is positive, and the gradient's size. ``shape_consistency`` is
+DECA's L_sc (the whole coarse loss again with beta swapped inside identity groups).
+
+    python scripts/shape_gradient_probe.py --config=configs/learning.py \\
+        --run runs/learn_full --batches 8
+
+Without ``--run``: the untrained network (the mean face). The network runs in inference mode
+(running BatchNorm statistics) on training crops (``data.augment``).
+"""
+
+import argparse
+import json
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxface.configs import load_config
+from jaxface.data.pipeline import grouped_batches
+from jaxface.losses.regularization import swap_within_groups
+from jaxface.models import build_network
+from jaxface.reconstruction.assets import jit_with_assets, load_assets
+from jaxface.reconstruction.predict import coarse_geometry, predict_params
+from jaxface.train.checkpoint import restore_state
+from jaxface.train.step import (
+    TRAIN_KEYS,
+    FrozenNets,
+    abstract_state,
+    coarse_loss_of,
+    prepare_batch,
+)
+
+
+def weighted_terms(shape_BxS, p, batch, assets, cfg, group_size: int) -> dict:
+    """The coarse objective's weighted terms at ``p`` with its shape replaced."""
+    q = p | {"shape": shape_BxS}
+    _, terms = coarse_loss_of(coarse_geometry(q, assets, cfg), q, batch, cfg, assets,
+                               FrozenNets(), {}, 1.0)
+    out = {k: (1.0 if k == "reg" else cfg.loss[k]) * v for k, v in terms.items()}
+    if cfg.loss.shape_consistency and group_size > 1:
+        swapped = q | {"shape": swap_within_groups(shape_BxS, group_size)}
+        total, _ = coarse_loss_of(coarse_geometry(swapped, assets, cfg), swapped, batch, cfg,
+                                   assets, FrozenNets(), {}, 1.0)
+        out["shape_consistency"] = cfg.loss.shape_consistency * total
+    out["total"] = sum(out.values())
+    return out
+
+
+def probe(graphdef, params, stats, batch, assets, cfg, group_size: int) -> dict:
+    """-> per term: (cosine of -gradient with beta_true - beta per image, |gradient| per
+    image)."""
+    p, _ = predict_params(graphdef, params, stats, batch, cfg, assets.sizes, False)
+    p = jax.lax.stop_gradient(p)
+    grads = jax.jacrev(weighted_terms)(p["shape"], p, batch, assets, cfg, group_size)
+    to_truth = batch["shape"][:, :p["shape"].shape[1]] - p["shape"]
+
+    def cosine(g):
+        return -jnp.sum(g * to_truth, -1) / (
+            jnp.linalg.norm(g, axis=-1) * jnp.linalg.norm(to_truth, axis=-1) + 1e-12)
+
+    return {k: (cosine(g), jnp.linalg.norm(g, axis=-1)) for k, g in grads.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", help="a training work dir (its latest checkpoint)")
+    parser.add_argument("--batches", type=int, default=8, help="training batches probed")
+    parser.add_argument("--json", help="also write the table's numbers to this file")
+    args, config_args = parser.parse_known_args()
+    cfg = load_config(config_args)
+    assets = load_assets(cfg)
+    graphdef, params, stats = nnx.split(build_network(cfg.model, assets.sizes, cfg.train.seed),
+                                        nnx.Param, nnx.BatchStat)
+    if args.run:
+        stage = json.loads((pathlib.Path(args.run) / "config.json").read_text())["train"]["stage"]
+        state = restore_state(args.run, abstract_state(params, stats, cfg, stage))
+        params, stats = state.params, state.batch_stats
+        print(f"{args.run}: step {int(state.step)}")
+    group_size = cfg.data.images_per_identity
+    data = grouped_batches(cfg.data.dir, cfg.data.identities_per_batch, group_size,
+                           cfg.train.seed)
+    run_probe = jit_with_assets(lambda params, stats, batch, assets: probe(
+        graphdef, params, stats, prepare_batch(batch, jax.random.key(0), 0, cfg), assets,
+        cfg, group_size), assets)
+    results = [jax.device_get(run_probe(params, stats, {k: jnp.asarray(data[i][k]) for k in
+                                                         (*TRAIN_KEYS, "shape")}))
+               for i in range(args.batches)]
+    rows = {k: {"cos": np.concatenate([r[k][0] for r in results]),
+                "norm": np.concatenate([r[k][1] for r in results])} for k in results[0]}
+    print(f"{len(rows['total']['cos'])} images: -d(term)/d(beta) against beta_true - beta")
+    print("| term | mean cosine | images pulled towards the truth | mean gradient norm |")
+    print("|---|---|---|---|")
+    for k, r in rows.items():
+        print(f"| {k} | {r['cos'].mean():+.3f} | {np.mean(r['cos'] > 0):.0%} | "
+              f"{r['norm'].mean():.3g} |")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(
+            {k: {"mean_cosine": float(r["cos"].mean()), "share_positive":
+                 float(np.mean(r["cos"] > 0)), "mean_norm": float(r["norm"].mean())}
+             for k, r in rows.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
