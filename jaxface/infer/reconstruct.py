@@ -1,8 +1,9 @@
 """``jaxface reconstruct``: photos in, textured detailed meshes out.
 
-Per photo (its best face, or with ``min_face_score`` every face): detection and 68 landmarks, DECA's square crop, the face mask
-(:mod:`jaxface.data.prepare`), then one jit-compiled batch step — the encoders, FLAME, the
-detail displacement and the renders — and per face, in ``<out>/<name>/``:
+Per photo (its best face, or with ``min_face_score`` every face): detection and 68
+landmarks, DECA's square crop, the face mask (:mod:`jaxface.data.prepare`), then one
+jit-compiled batch step — the encoders, FLAME, the detail displacement and the renders — and
+per face, in ``<out>/<name>/`` (a photo's second face on: ``<out>/<name>_face<k>/``):
 
     <name>_coarse.obj / .mtl    FLAME mesh with FLAME's UVs, textured with the albedo
     <name>_detail.obj / .mtl    the dense detail mesh (a vertex per UV texel, displaced)
