@@ -178,7 +178,7 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
     """The files of one face (the module docstring) from :func:`with_views`' outputs for it;
     returns its JSON record. ``photo_path``: the photo, for the overlay on the whole of it."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_face_meshes(folder, name, out, assets.topology)
+    write_face_meshes(folder, name, out, assets)
     d = float(cfg.model.displacement_scale)
     write_png16(folder / f"{name}_displacement.png", out["displacement"][..., 0], -d, d)
     camera = photo_camera(out["cam"], example["crop"])

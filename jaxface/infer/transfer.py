@@ -124,7 +124,7 @@ def transfer(model_dir: str | os.PathLike, source: str | os.PathLike,
 
     results = [run(src), run(tgt), run(transferred(src, tgt))]
     result = results[-1]
-    meshes = write_face_meshes(out_dir, "transfer", result, model.assets.topology)
+    meshes = write_face_meshes(out_dir, "transfer", result, model.assets)
     np.savez(out_dir / "transfer_params.npz", **{k: v for k, v in result.items()
                                                  if k not in ("detail_shape",
                                                               "detail_positions")})

@@ -74,12 +74,14 @@ def shape_only_render(out, light_Bx9x3, background):
     return face * out.alpha + background * (1.0 - out.alpha)
 
 
-def coarse_uv_maps(vertices_BxVx3, assets, backend: str):
+def coarse_uv_maps(vertices_BxVx3, assets, backend: str, uv_rast_1xSxSx4=None):
     """The coarse surface's positions and unit normals as UV maps (B, S, S, 3) each,
-    interpolated by ``backend`` (the run's ``render.backend``)."""
+    interpolated by ``backend`` (the run's ``render.backend``) on ``uv_rast`` (default: the
+    topology's, at the detail map's size)."""
     top = assets.topology
-    uv_pos = world2uv(vertices_BxVx3, top.uv_rast, top.faces, backend)
-    uv_n = world2uv(vertex_normals(vertices_BxVx3, top.faces), top.uv_rast, top.faces, backend)
+    rast = top.uv_rast if uv_rast_1xSxSx4 is None else uv_rast_1xSxSx4
+    uv_pos = world2uv(vertices_BxVx3, rast, top.faces, backend)
+    uv_n = world2uv(vertex_normals(vertices_BxVx3, top.faces), rast, top.faces, backend)
     return uv_pos, uv_n / jnp.maximum(jnp.linalg.norm(uv_n, axis=-1, keepdims=True), 1e-12)
 
 
@@ -194,10 +196,15 @@ def neutral_head(model: flame.FlameModel, shape_BxS: jax.Array) -> flame.FlameOu
 
 def detail_surface(vertices_BxVx3: jax.Array, displacement_BxSxSx1: jax.Array, assets,
                    backend: str) -> tuple[jax.Array, jax.Array]:
-    """The detailed surface as a UV position map -> (positions (B, S, S, 3), covered (S, S)):
-    each texel of the UV layout is a point of the coarse surface moved along its normal by
-    :func:`predict`'s displacement (masked, with the fixed part) — DECA's dense detail mesh;
-    ``covered`` marks the texels a UV triangle covers (the others are not on the surface)."""
-    uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets, backend)
-    positions = uv_pos + displacement_BxSxSx1 * uv_n
-    return positions, assets.topology.uv_rast[0, ..., 3] > 0
+    """The detailed surface as a UV position map at the dense mesh's resolution M
+    (``assets.dense_uv_rast``) -> (positions (B, M, M, 3), covered (M, M)): each texel of the
+    UV layout is a point of the coarse surface moved along its normal by :func:`predict`'s
+    displacement (masked, with the fixed part; bilinearly upsampled when M > S) — DECA's
+    dense detail mesh; ``covered`` marks the texels a UV triangle covers (the others are not
+    on the surface)."""
+    rast = assets.dense_uv_rast
+    uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets, backend, rast)
+    b, m = displacement_BxSxSx1.shape[0], rast.shape[1]
+    # Texel centres on both grids: jax.image.resize's half-pixel convention is the UV maps'.
+    displacement = jax.image.resize(displacement_BxSxSx1, (b, m, m, 1), "linear")
+    return uv_pos + displacement * uv_n, rast[0, ..., 3] > 0
