@@ -34,6 +34,25 @@ def test_experiment_configs_load_and_override():
         load_config([f"--config={CONFIGS / 'synthetic.py'}", "--config.render.image_size=64"])
 
 
+def test_the_learning_experiments_variants():
+    """configs/learning.py: the paper's objective, its landmark-anchored form (x10 landmark and
+    eye terms, nothing else changed) and ablation (a) of each, with their pretraining."""
+    def variant(name):
+        return load_config([f"--config={CONFIGS / 'learning.py'}:{name}"])
+
+    paper, anchored, base = variant(""), variant("anchored"), variant("base_anchored")
+    assert (paper.loss.landmark, paper.loss.eye) == (1.0, 1.0)
+    assert (anchored.loss.landmark, anchored.loss.eye) == (10.0, 10.0)
+    assert anchored.loss.scl == paper.loss.scl > 0 and anchored.model.use_grpam
+    assert base.loss.landmark == 10.0 and base.loss.scl == 0 and not base.model.use_grpam
+    for name in ("pretrain", "base_pretrain"):
+        cfg = variant(name)
+        assert cfg.train.stage == "pretrain" and cfg.loss.landmark == 1.0
+    assert variant("base_pretrain").model.use_priors is False
+    with pytest.raises(ConfigError, match="unknown variant"):
+        variant("nope")
+
+
 def test_the_stages_are_decas():
     """pretrain (landmarks only, one image per identity) -> coarse -> detail (ID-MRF on: only
     the embedded synthetic configs turn it off)."""
