@@ -55,8 +55,8 @@ def weighted_terms(shape_BxS, p, batch, assets, cfg, group_size: int) -> dict:
 
 
 def probe(graphdef, params, stats, batch, assets, cfg, group_size: int) -> dict:
-    """-> per term: (cosine of -gradient with beta_true - beta per image, |gradient| per
-    image)."""
+    """-> (per term: (cosine of -gradient with beta_true - beta per image, |gradient| per
+    image), the sizes of beta, beta_true and their difference per image)."""
     p, _ = predict_params(graphdef, params, stats, batch, cfg, assets.sizes, False)
     p = jax.lax.stop_gradient(p)
     grads = jax.jacrev(weighted_terms)(p["shape"], p, batch, assets, cfg, group_size)
@@ -66,7 +66,16 @@ def probe(graphdef, params, stats, batch, assets, cfg, group_size: int) -> dict:
         return -jnp.sum(g * to_truth, -1) / (
             jnp.linalg.norm(g, axis=-1) * jnp.linalg.norm(to_truth, axis=-1) + 1e-12)
 
-    return {k: (cosine(g), jnp.linalg.norm(g, axis=-1)) for k, g in grads.items()}
+    sizes = {"|beta|": jnp.linalg.norm(p["shape"], axis=-1),
+             "|beta_true|": jnp.linalg.norm(batch["shape"][:, :p["shape"].shape[1]], axis=-1),
+             "|beta_true - beta|": jnp.linalg.norm(to_truth, axis=-1)}
+    sizes["cos(beta, beta_true)"] = jnp.sum(p["shape"] * (to_truth + p["shape"]), -1) / (
+        sizes["|beta|"] * sizes["|beta_true|"] + 1e-12)
+    # How much beta varies between the images of one identity (L_sc's target: 0).
+    groups = p["shape"].reshape(-1, group_size, p["shape"].shape[1])
+    sizes["|beta - identity mean|"] = jnp.linalg.norm(
+        groups - groups.mean(1, keepdims=True), axis=-1).reshape(-1)
+    return {k: (cosine(g), jnp.linalg.norm(g, axis=-1)) for k, g in grads.items()}, sizes
 
 
 def main() -> None:
@@ -93,9 +102,13 @@ def main() -> None:
     results = [jax.device_get(run_probe(params, stats, {k: jnp.asarray(data[i][k]) for k in
                                                          (*TRAIN_KEYS, "shape")}))
                for i in range(args.batches)]
-    rows = {k: {"cos": np.concatenate([r[k][0] for r in results]),
-                "norm": np.concatenate([r[k][1] for r in results])} for k in results[0]}
-    print(f"{len(rows['total']['cos'])} images: -d(term)/d(beta) against beta_true - beta")
+    rows = {k: {"cos": np.concatenate([r[0][k][0] for r in results]),
+                "norm": np.concatenate([r[0][k][1] for r in results])} for k in results[0][0]}
+    sizes = {k: float(np.mean(np.concatenate([r[1][k] for r in results])))
+             for k in results[0][1]}
+    print(f"{len(rows['total']['cos'])} images; mean " + ", ".join(
+        f"{k} {v:.2f}" for k, v in sizes.items()))
+    print("-d(term)/d(beta) against beta_true - beta:")
     print("| term | mean cosine | images pulled towards the truth | mean gradient norm |")
     print("|---|---|---|---|")
     for k, r in rows.items():
@@ -103,9 +116,10 @@ def main() -> None:
               f"{r['norm'].mean():.3g} |")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
-            {k: {"mean_cosine": float(r["cos"].mean()), "share_positive":
-                 float(np.mean(r["cos"] > 0)), "mean_norm": float(r["norm"].mean())}
-             for k, r in rows.items()}, indent=2))
+            {"sizes": sizes} | {k: {"mean_cosine": float(r["cos"].mean()), "share_positive":
+                                    float(np.mean(r["cos"] > 0)),
+                                    "mean_norm": float(r["norm"].mean())}
+                                for k, r in rows.items()}, indent=2))
 
 
 if __name__ == "__main__":
