@@ -75,6 +75,7 @@ def probe(graphdef, params, stats, batch, assets, cfg, group_size: int) -> dict:
     groups = p["shape"].reshape(-1, group_size, p["shape"].shape[1])
     sizes["|beta - identity mean|"] = jnp.linalg.norm(
         groups - groups.mean(1, keepdims=True), axis=-1).reshape(-1)
+    sizes["beta"] = p["shape"]
     return {k: (cosine(g), jnp.linalg.norm(g, axis=-1)) for k, g in grads.items()}, sizes
 
 
@@ -104,8 +105,11 @@ def main() -> None:
                for i in range(args.batches)]
     rows = {k: {"cos": np.concatenate([r[0][k][0] for r in results]),
                 "norm": np.concatenate([r[0][k][1] for r in results])} for k in results[0][0]}
+    betas = np.concatenate([r[1].pop("beta") for r in results])
     sizes = {k: float(np.mean(np.concatenate([r[1][k] for r in results])))
              for k in results[0][1]}
+    # Against the spread over all probed images: is beta an identity code or one shape?
+    sizes["|beta - mean beta|"] = float(np.mean(np.linalg.norm(betas - betas.mean(0), axis=-1)))
     print(f"{len(rows['total']['cos'])} images; mean " + ", ".join(
         f"{k} {v:.2f}" for k, v in sizes.items()))
     print("-d(term)/d(beta) against beta_true - beta:")
