@@ -11,7 +11,9 @@ DECA's L_sc (the whole coarse loss again with beta swapped inside identity group
         --run runs/learn_full --batches 8
 
 Without ``--run``: the untrained network (the mean face). The network runs in inference mode
-(running BatchNorm statistics) on training crops (``data.augment``).
+(running BatchNorm statistics) on training crops (``data.augment``). ``--aligned``: every
+group but the shape at the truth (the camera fitted to the true face's landmarks), so the
+pull on the network's β is measured with render and photo aligned.
 """
 
 import argparse
@@ -27,8 +29,10 @@ from jaxface.configs import load_config
 from jaxface.data.pipeline import grouped_batches
 from jaxface.losses.regularization import swap_within_groups
 from jaxface.models import build_network
+from jaxface.models.params import code_of_camera, code_of_light
 from jaxface.reconstruction.assets import jit_with_assets, load_assets
 from jaxface.reconstruction.predict import coarse_geometry, predict_params
+from jaxface.render import project_landmarks
 from jaxface.train.checkpoint import restore_state
 from jaxface.train.step import (
     TRAIN_KEYS,
@@ -37,6 +41,8 @@ from jaxface.train.step import (
     coarse_loss_of,
     prepare_batch,
 )
+
+TRUTH_KEYS = ("shape", "expression", "pose", "albedo", "light")
 
 
 def weighted_terms(shape_BxS, p, batch, assets, cfg, group_size: int) -> dict:
@@ -54,11 +60,40 @@ def weighted_terms(shape_BxS, p, batch, assets, cfg, group_size: int) -> dict:
     return out
 
 
-def probe(graphdef, params, stats, batch, assets, cfg, group_size: int) -> dict:
+def aligned_to_truth(p: dict, batch: dict, assets, cfg) -> dict:
+    """``p`` with every group but the shape at the image's truth: pose, expression, albedo
+    and light from the synthetic record, the camera fitted to the landmarks (least squares;
+    the projection is affine in (s, tx, ty)) of the true face in this crop."""
+    sizes = assets.sizes
+    pad = sizes["tex"] - batch["albedo"].shape[1]
+    truth = {"pose": jnp.concatenate([batch["pose"][:, :3], batch["pose"][:, 6:9]], -1),
+             "exp": batch["expression"][:, :sizes["exp"]],
+             "tex": jnp.pad(batch["albedo"], ((0, 0), (0, max(pad, 0))))[:, :sizes["tex"]],
+             "light": code_of_light(batch["light"], convention=cfg.model.code_convention)}
+    true_face = coarse_geometry(p | truth | {"shape": batch["shape"][:, :sizes["shape"]]},
+                                assets, cfg)
+    size = cfg.model.image_size
+    b = batch["image"].shape[0]
+
+    def project(cam_Bx3):
+        return project_landmarks(true_face["landmarks3d"], cam_Bx3, (size, size)).reshape(b, -1)
+
+    origin = project(jnp.zeros((b, 3)))
+    basis = jnp.stack([project(jnp.tile(e, (b, 1))) - origin for e in jnp.eye(3)], -1)
+    target = batch["landmarks"].reshape(b, -1) - origin
+    cam = jax.vmap(lambda a, y: jnp.linalg.lstsq(a, y)[0])(basis, target)
+    truth["cam"] = code_of_camera(cam, cfg.train.base_scale, cfg.model.code_convention)
+    return p | truth
+
+
+def probe(graphdef, params, stats, batch, assets, cfg, group_size: int,
+          aligned: bool = False) -> dict:
     """-> (per term: (cosine of -gradient with beta_true - beta per image, |gradient| per
     image), the sizes of beta, beta_true and their difference per image)."""
     p, _ = predict_params(graphdef, params, stats, batch, cfg, assets.sizes, False)
     p = jax.lax.stop_gradient(p)
+    if aligned:
+        p = aligned_to_truth(p, batch, assets, cfg)
     grads = jax.jacrev(weighted_terms)(p["shape"], p, batch, assets, cfg, group_size)
     to_truth = batch["shape"][:, :p["shape"].shape[1]] - p["shape"]
 
@@ -84,6 +119,10 @@ def main() -> None:
     parser.add_argument("--run", help="a training work dir (its latest checkpoint)")
     parser.add_argument("--batches", type=int, default=8, help="training batches probed")
     parser.add_argument("--json", help="also write the table's numbers to this file")
+    parser.add_argument("--aligned", action="store_true",
+                        help="every group but the shape at the truth (camera fitted to the "
+                             "true face's landmarks): the objective's pull on the network's "
+                             "shape when render and photo are aligned")
     args, config_args = parser.parse_known_args()
     cfg = load_config(config_args)
     assets = load_assets(cfg)
@@ -99,9 +138,9 @@ def main() -> None:
                            cfg.train.seed)
     run_probe = jit_with_assets(lambda params, stats, batch, assets: probe(
         graphdef, params, stats, prepare_batch(batch, jax.random.key(0), 0, cfg), assets,
-        cfg, group_size), assets)
+        cfg, group_size, args.aligned), assets)
     results = [jax.device_get(run_probe(params, stats, {k: jnp.asarray(data[i][k]) for k in
-                                                         (*TRAIN_KEYS, "shape")}))
+                                                         (*TRAIN_KEYS, *TRUTH_KEYS)}))
                for i in range(args.batches)]
     rows = {k: {"cos": np.concatenate([r[0][k][0] for r in results]),
                 "norm": np.concatenate([r[0][k][1] for r in results])} for k in results[0][0]}
