@@ -52,5 +52,7 @@ def test_landmark_gradients_match_finite_differences(rng, x64):
             d = jnp.asarray(rng.normal(size=pred.shape))
             eps = 1e-7  # L1 kinks are measure-zero for random points
             fd = (loss(pred + eps * d) - loss(pred - eps * d)) / (2 * eps)
+            # The difference quotient's rounding error is ~ |loss| 1e-16 / eps ~ 1e-9: a
+            # directional derivative that cancels to ~1e-4 (one CI seed) needs that floor.
             np.testing.assert_allclose(float(jnp.sum(grad * d)), float(fd), rtol=1e-6,
-                                       atol=1e-10)
+                                       atol=1e-8 * max(1.0, float(loss(pred))))
