@@ -110,7 +110,7 @@ def prepare_image(path: pathlib.Path, detector, size: int = 224,
     return prepare_faces(path, detector, size, None, mask_path, crop_scale)[0]
 
 
-def prepare_faces(path: pathlib.Path, detector, size: int = 224, min_score: float | None = 0.0,
+def prepare_faces(path: pathlib.Path, detector, size: int = 224, min_score: float | None = None,
                   mask_path: pathlib.Path | None = None, crop_scale: float = TEST_CROP_SCALE
                   ) -> list[dict[str, np.ndarray]]:
     """:func:`prepare_image` for every face of a photo the detector scores at least

@@ -44,6 +44,7 @@ from jaxface.reconstruction.predict import (
     predict,
     reconstruction_errors,
     render_geometry,
+    with_dense_layout,
 )
 from jaxface.render.uv import vertices_in_uv_mask
 
@@ -194,6 +195,7 @@ def fit_photos(inputs, out_dir: str | os.PathLike, detector, cfg, model_dir=None
     report = {"ok": {}, "failed": {}, "load_seconds": round(time.perf_counter() - start, 3)}
     views = _fitted_views(assets, cfg, size)
     names: dict[str, str] = {}
+    photo: dict = {}
     for k, (paths, examples, batch) in enumerate(prepared_batches(
             photos, lambda path: prepare_image(path, detector, size),
             batch_size, report["failed"])):
@@ -203,7 +205,7 @@ def fit_photos(inputs, out_dir: str | os.PathLike, detector, cfg, model_dir=None
         if curves:
             write_loss_curve(out_dir / f"loss_{k}", curves)
         write_faces(out_dir, paths, examples, jax.device_get(views(p, batch)), assets, cfg,
-                    size, names, report)
+                    size, names, report, photo)
     report["seconds"] = round(time.perf_counter() - start, 3)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
@@ -299,8 +301,10 @@ def fit_dataset(data_dir: str, out_dir: str | os.PathLike, cfg, split: str = "va
 def _fitted_views(assets, cfg, size: int):
     """-> jit ``views(p, batch)``: the outputs and pictures of fitted parameters, as
     ``reconstruct`` writes them."""
-    return jit_with_assets(lambda p, batch, assets: with_views(
-        outputs_of_params(p, assets, cfg, size), batch, assets, cfg, size), assets)
+    views = jit_with_assets(lambda p, batch, dense_uv_rast, assets: with_views(
+        outputs_of_params(p, assets, cfg, size), batch, assets, cfg, size, dense_uv_rast),
+        assets)
+    return with_dense_layout(views, assets, cfg)
 
 
 def _errors(p: dict, batch: dict, assets, cfg) -> dict:

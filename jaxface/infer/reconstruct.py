@@ -52,10 +52,12 @@ from jaxface.reconstruction.mesh_io import (
 )
 from jaxface.reconstruction.model_folder import LoadedModel, load_model
 from jaxface.reconstruction.predict import (
+    OUTPUTS,
     detail_normal_map,
     detail_surface,
     predict,
     render_geometry,
+    with_dense_layout,
 )
 from jaxface.render import render_shape
 from jaxface.render.overlay import draw_points
@@ -65,8 +67,6 @@ CAMERA_CONVENTION = (
     "orthographic: photo pixel (column, row, 1) = P @ (X, Y, Z, 1) for FLAME-frame points X "
     "(metres); P = K @ [[1,0,0,0],[0,1,0,0],[0,0,0,1]] @ [[R, t],[0,0,0,1]] with OpenCV axes "
     "(x right, y down, z into the scene)")
-# with_views' outputs that are pictures, written as PNGs rather than into the npz.
-PICTURES = ("landmark_image", "overlay", "overlay_alpha", "detail_normals")
 VIS_COLUMNS = ["input", "landmarks", "coarse shape",   # landmarks: detected green, ours red
                "detail shape", "overlay"]
 
@@ -100,22 +100,23 @@ def make_reconstruct_step(model: LoadedModel, size: int):
     :func:`with_views`."""
     cfg, assets = model.cfg, model.assets
 
-    def step(params, stats, batch, assets):
+    def step(params, stats, batch, dense_uv_rast, assets):
         out = predict(model.graphdef, params, stats, batch, assets, cfg)
-        return with_views(out, batch, assets, cfg, size)
+        return with_views(out, batch, assets, cfg, size, dense_uv_rast)
 
-    return jit_with_assets(step, assets)
+    return with_dense_layout(jit_with_assets(step, assets), assets, cfg)
 
 
-def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:
+def with_views(out: dict, batch: dict, assets, cfg, size: int, dense_uv_rast) -> dict:
     """``out`` (:data:`~jaxface.reconstruction.predict.OUTPUTS`) plus what
     :func:`write_face` draws and meshes: the shape renders, the overlay, the landmark picture
-    at the crop's ``size`` and the detail surface's UV position map. jit-able."""
+    at the crop's ``size`` and the detail surface on ``dense_uv_rast``
+    (:func:`~jaxface.reconstruction.predict.detail_surface`). jit-able."""
     top, res = assets.topology, (size, size)
     normals = detail_normal_map(out["vertices"], out["displacement"], assets,
                                 cfg.render.backend)
-    positions, _ = detail_surface(out["vertices"], out["displacement"], assets,
-                                  cfg.render.backend)
+    surface = detail_surface(out["vertices"], out["displacement"], assets,
+                             cfg.render.backend, dense_uv_rast)
     overlay = render_geometry(out, batch["image"], assets, cfg, normals, size)
     # Detected landmarks green, the reconstruction's red.
     marks = draw_points(batch["image"], batch["landmarks"], (0.2, 1.0, 0.2))
@@ -126,7 +127,7 @@ def with_views(out: dict, batch: dict, assets, cfg, size: int) -> dict:
         "detail_shape": render_shape(out["vertices"], out["cam"], top, res, normals,
                                      backend=cfg.render.backend),
         "overlay": overlay.image, "overlay_alpha": overlay.alpha,
-        "landmark_image": marks, "detail_positions": positions, "detail_normals": normals}
+        "landmark_image": marks, "detail_normals": normals} | surface
 
 
 def _crop_to_photo(points_Nx2: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
@@ -174,22 +175,22 @@ def overlay_on_photo(photo_HxWx3: np.ndarray, overlay_SxSx3: np.ndarray,
 
 
 def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets, cfg,
-               size: int, photo_path: pathlib.Path | None = None) -> dict:
+               size: int, photo_HxWx3: np.ndarray | None = None) -> dict:
     """The files of one face (the module docstring) from :func:`with_views`' outputs for it;
-    returns its JSON record. ``photo_path``: the photo, for the overlay on the whole of it."""
+    returns its JSON record. ``photo_HxWx3``: the whole photo (uint8), for the overlay on it."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_face_meshes(folder, name, out, assets)
+    write_face_meshes(folder, name, out, assets.topology)
     d = float(cfg.model.displacement_scale)
     write_png16(folder / f"{name}_displacement.png", out["displacement"][..., 0], -d, d)
     camera = photo_camera(out["cam"], example["crop"])
     vertices_photo = (np.asarray(out["vertices"], np.float64) @ camera["P"][:, :3].T
                       + camera["P"][:, 3])[:, :2]
     np.savez(folder / f"{name}_params.npz",
-             **{k: v for k, v in out.items() if k not in PICTURES},
+             **{k: v for k, v in out.items() if k in OUTPUTS},
              vertices_photo=vertices_photo.astype(np.float32))
     np.savez(folder / f"{name}_deca.npz", **deca_codedict(out))
-    if photo_path is not None:
-        photo = overlay_on_photo(read_rgb(photo_path), out["overlay"], out["overlay_alpha"],
+    if photo_HxWx3 is not None:
+        photo = overlay_on_photo(photo_HxWx3, out["overlay"], out["overlay_alpha"],
                                  example["crop"])
         write_png(folder / f"{name}_overlay_photo.png", photo.astype(np.float32) / 255.0)
     write_png(folder / f"{name}_normals.png", 0.5 * np.asarray(out["detail_normals"]) + 0.5)
@@ -214,15 +215,16 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
 
 
 def write_faces(out_dir: pathlib.Path, paths, examples, out: dict, assets, cfg, size: int,
-                names: dict, report: dict, all_faces: dict | None = None
+                names: dict, report: dict, photo: dict, draw_all: bool = False
                 ) -> list[pathlib.Path]:
     """:func:`write_face` for each face of a batch (``out``: its outputs, batched) into
     ``out_dir/<photo name>/`` (the k-th face of a photo, k > 1: ``<photo name>_face<k>/``),
     appending each folder to ``report["ok"][photo]``. ``names``: each photo's name so far (a
-    photo name seen before in another folder gets a suffix). ``all_faces``: {"path",
-    "image"}, the last photo with its faces drawn so far, for ``<name>_overlay_photo_all.png``
-    in its first face's folder (every face found, when a photo has several).
-    Returns the batch's face folders."""
+    photo name seen before in another folder gets a suffix). ``photo``: {"path", "rgb",
+    "all"}, the last photo decoded (a photo's faces are consecutive, also across batches, so
+    each photo is read once) and with ``draw_all`` that photo with its faces drawn so far,
+    written as ``<name>_overlay_photo_all.png`` into its first face's folder once it has
+    several. Returns the batch's face folders."""
     folders = []
     for i, (path, example) in enumerate(zip(paths, examples, strict=True)):
         if str(path) not in names:
@@ -231,20 +233,21 @@ def write_faces(out_dir: pathlib.Path, paths, examples, out: dict, assets, cfg, 
                 name, k = f"{path.stem}_{k}", k + 1
             names[str(path)] = name
         name = names[str(path)]
+        if photo.get("path") != path:
+            rgb = read_rgb(path)
+            photo.update(path=path, rgb=rgb, all=rgb)
         rank = int(example.get("face_index", 0))
         folder = out_dir / (name if rank == 0 else f"{name}_face{rank + 1}")
         face = {key: v[i] for key, v in out.items()}
-        write_face(folder, folder.name, face, example, assets, cfg, size, path)
+        write_face(folder, folder.name, face, example, assets, cfg, size, photo["rgb"])
         report["ok"].setdefault(str(path), []).append(str(folder))
         folders.append(folder)
-        if all_faces is not None:
-            if all_faces.get("path") != path:
-                all_faces.update(path=path, image=read_rgb(path))
-            all_faces["image"] = overlay_on_photo(all_faces["image"], face["overlay"],
-                                                  face["overlay_alpha"], example["crop"])
+        if draw_all:
+            photo["all"] = overlay_on_photo(photo["all"], face["overlay"],
+                                            face["overlay_alpha"], example["crop"])
             if rank > 0:          # a photo of one face has its _overlay_photo.png
                 write_png(out_dir / name / f"{name}_overlay_photo_all.png",
-                          all_faces["image"].astype(np.float32) / 255.0)
+                          photo["all"].astype(np.float32) / 255.0)
     return folders
 
 
@@ -269,7 +272,7 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
     step = make_reconstruct_step(model, size)
     turntable = make_turntable(model, size, turntable_frames) if html else None
     names: dict[str, str] = {}
-    all_faces = None if min_face_score is None else {}
+    photo: dict = {}
     bar = tqdm(photos, desc="reconstruct", unit="photo", disable=not progress)
     for paths, examples, batch in prepared_batches(
             bar, lambda path: prepare_faces(path, detector, size, min_face_score), batch_size,
@@ -277,7 +280,7 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
         out = jax.device_get(step(model.params, model.batch_stats,
                                   {k: jnp.asarray(v) for k, v in batch.items()}))
         folders = write_faces(out_dir, paths, examples, out, model.assets, model.cfg, size,
-                              names, report, all_faces)
+                              names, report, photo, draw_all=min_face_score is not None)
         if turntable is not None:
             write_turntables(turntable, folders, out)
     bar.close()

@@ -30,9 +30,11 @@ from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.mesh_io import label_columns, write_face_meshes, write_png
 from jaxface.reconstruction.model_folder import LoadedModel, load_model
 from jaxface.reconstruction.predict import (
+    OUTPUTS,
     detail_normal_map,
     detail_surface,
     outputs_of_params,
+    with_dense_layout,
 )
 from jaxface.render import render_shape
 
@@ -70,7 +72,7 @@ def make_decode(model: LoadedModel, size: int):
     expression and jaw, then :func:`outputs_of_params` and the detail-shape picture."""
     cfg = model.cfg
 
-    def decode(params, stats, p, assets):
+    def decode(params, stats, p, dense_uv_rast, assets):
         disp, _ = apply(model.graphdef, params, stats, "decode_detail", p["detail_code"],
                         p["exp"], p["pose"][:, 3:], train=False)
         # The files hold the decoded camera and light: back to the code's raw values.
@@ -78,13 +80,13 @@ def make_decode(model: LoadedModel, size: int):
         out = outputs_of_params(code, assets, cfg, size, disp)
         normals = detail_normal_map(out["vertices"], out["displacement"], assets,
                                     cfg.render.backend)
-        positions, _ = detail_surface(out["vertices"], out["displacement"], assets,
-                                      cfg.render.backend)
+        surface = detail_surface(out["vertices"], out["displacement"], assets,
+                                 cfg.render.backend, dense_uv_rast)
         picture = render_shape(out["vertices"], out["cam"], assets.topology, (size, size),
                                normals, backend=cfg.render.backend)
-        return out | {"detail_shape": picture, "detail_positions": positions}
+        return out | surface | {"detail_shape": picture, "detail_code": p["detail_code"]}
 
-    return jit_with_assets(decode, model.assets)
+    return with_dense_layout(jit_with_assets(decode, model.assets), model.assets, cfg)
 
 
 def _as_params(path: pathlib.Path, model_dir, out_dir: pathlib.Path, detector, size: int
@@ -124,10 +126,9 @@ def transfer(model_dir: str | os.PathLike, source: str | os.PathLike,
 
     results = [run(src), run(tgt), run(transferred(src, tgt))]
     result = results[-1]
-    meshes = write_face_meshes(out_dir, "transfer", result, model.assets)
+    meshes = write_face_meshes(out_dir, "transfer", result, model.assets.topology)
     np.savez(out_dir / "transfer_params.npz", **{k: v for k, v in result.items()
-                                                 if k not in ("detail_shape",
-                                                              "detail_positions")})
+                                                 if k in OUTPUTS})
     write_png(out_dir / "transfer.png", label_columns(np.concatenate(
         [r["detail_shape"] for r in results], 1), ["source", "target", "transferred"]))
     files = ["transfer.png", *meshes, "transfer_params.npz"]

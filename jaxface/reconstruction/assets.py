@@ -15,13 +15,10 @@ from jaxface.assets import SOURCES, AssetError
 from jaxface.flame.loading import _nearest_resize, load_fixed_displacement, load_uv_mask
 from jaxface.models import param_sizes
 from jaxface.render import FaceTopology, face_topology
-from jaxface.render.uv import face_region_uv_masks, uv_rasterize
+from jaxface.render.uv import face_region_uv_masks
 
 # UV region arrays a jaxface face-model .npz may carry (written by `jaxface export`).
 UV_REGION_KEYS = ("uv_face_eye_mask", "uv_face_mask", "fixed_displacement")
-# The dense detail mesh's UV resolution at least (DECA's 256: ~60k vertices, so it is never
-# coarser than FLAME's 5023 even when the network's detail map is smaller).
-DENSE_MESH_UV_SIZE = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +35,6 @@ class FaceAssets:
     #                               draws, and where the detail displacement applies
     uv_face_mask: jax.Array       # (S, S, 1) the face without the eyes: L_sym's V_uv
     fixed_displacement: jax.Array  # (S, S, 1) DECA's fixed displacement (zeros if not given)
-    dense_uv_rast: jax.Array      # (1, M, M, 4) the UV layout rasterized for the dense detail
-    #                               mesh, M = max(S, DENSE_MESH_UV_SIZE)
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -53,7 +48,7 @@ class FaceAssets:
 jax.tree_util.register_dataclass(
     FaceAssets,
     data_fields=["model", "albedo", "topology", "uv_face_eye_mask", "uv_face_mask",
-                 "fixed_displacement", "dense_uv_rast"],
+                 "fixed_displacement"],
     meta_fields=["group_sizes"],
 )
 
@@ -121,8 +116,4 @@ def load_assets(cfg) -> FaceAssets:
                              cfg.render.backend)
     regions = {k: jnp.asarray(v) for k, v in
                uv_regions(cfg.face_model, model, topology, cfg.render.backend).items()}
-    dense_uv_rast = (topology.uv_rast if topology.uv_size >= DENSE_MESH_UV_SIZE else
-                     uv_rasterize(topology.uv_coords, topology.uv_faces, DENSE_MESH_UV_SIZE,
-                                  cfg.render.backend))
-    return FaceAssets(model, albedo, topology, tuple(sizes.items()), **regions,
-                      dense_uv_rast=dense_uv_rast)
+    return FaceAssets(model, albedo, topology, tuple(sizes.items()), **regions)

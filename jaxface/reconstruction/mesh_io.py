@@ -133,18 +133,16 @@ def dense_mesh(positions_SxSx3: np.ndarray, covered_SxS: np.ndarray, uv_flipped:
     return vertices, new_index[faces].astype(np.int64), uv_grid(size)[used]
 
 
-def write_face_meshes(folder: pathlib.Path, stem: str, out: dict, assets) -> list[str]:
+def write_face_meshes(folder: pathlib.Path, stem: str, out: dict, topology) -> list[str]:
     """A face's albedo texture and its coarse FLAME mesh and dense detail mesh (from ``out``'s
-    ``albedo``, ``vertices`` and ``detail_positions``, the position map of
-    :func:`~jaxface.reconstruction.predict.detail_surface` on ``assets.dense_uv_rast``),
-    each as OBJ (+ .mtl) and textured .glb -> the file names written."""
-    topology = assets.topology
+    ``albedo``, ``vertices``, and ``detail_positions`` / ``detail_covered`` of
+    :func:`~jaxface.reconstruction.predict.detail_surface`), each as OBJ (+ .mtl) and
+    textured .glb -> the file names written."""
     texture = f"{stem}_albedo.png"
     write_png(folder / texture, out["albedo"])
     faces, uvs, uv_faces = (np.asarray(a) for a in
                             (topology.faces, topology.uv_coords, topology.uv_faces))
-    covered = np.asarray(assets.dense_uv_rast[0, ..., 3] > 0)
-    dense = dense_mesh(out["detail_positions"], covered, topology.uv_flipped)
+    dense = dense_mesh(out["detail_positions"], out["detail_covered"], topology.uv_flipped)
     meshes = {"coarse": (out["vertices"], faces, uvs, uv_faces),
               "detail": (dense[0], dense[1], dense[2], None)}
     files = [texture]

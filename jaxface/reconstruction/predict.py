@@ -23,7 +23,7 @@ from jaxface.models import (
 )
 from jaxface.models.params import with_expression_code
 from jaxface.render import project_landmarks, render, sh_shading, world2uv
-from jaxface.render.uv import displacement_normals
+from jaxface.render.uv import displacement_normals, uv_rasterize
 
 
 def predict_params(graphdef, params, batch_stats, batch, cfg, sizes, train: bool):
@@ -93,6 +93,25 @@ def detail_normal_map(vertices_BxVx3, displacement_BxSxSx1, assets, backend: str
                                 assets.topology.uv_flipped, assets.fixed_displacement)
 
 
+# The dense detail mesh's UV resolution at least (DECA's 256: ~60k vertices, so it is never
+# coarser than FLAME's 5023 even when the network's detail map is smaller).
+DENSE_MESH_UV_SIZE = 256
+
+
+def dense_uv_layout(topology, backend: str) -> jax.Array:
+    """The UV layout rasterized for the dense detail mesh, (1, M, M, 4) with M = max(S,
+    :data:`DENSE_MESH_UV_SIZE`): made once by the inference steps that write meshes and
+    passed to :func:`detail_surface` (training never draws the dense mesh)."""
+    if topology.uv_size >= DENSE_MESH_UV_SIZE:
+        return topology.uv_rast
+    return uv_rasterize(topology.uv_coords, topology.uv_faces, DENSE_MESH_UV_SIZE, backend)
+
+
+def with_dense_layout(step, assets, cfg):
+    """``step(*args, dense_uv_rast)`` (a jit-compiled step that draws the dense mesh) with
+    :func:`dense_uv_layout` made once and bound as its last argument."""
+    dense_uv_rast = dense_uv_layout(assets.topology, cfg.render.backend)
+    return lambda *args: step(*args, dense_uv_rast)
 
 
 # What :func:`predict` returns, with its shape (B = batch, V = vertices, S = UV size).
@@ -195,16 +214,18 @@ def neutral_head(model: flame.FlameModel, shape_BxS: jax.Array) -> flame.FlameOu
 
 
 def detail_surface(vertices_BxVx3: jax.Array, displacement_BxSxSx1: jax.Array, assets,
-                   backend: str) -> tuple[jax.Array, jax.Array]:
-    """The detailed surface as a UV position map at the dense mesh's resolution M
-    (``assets.dense_uv_rast``) -> (positions (B, M, M, 3), covered (M, M)): each texel of the
-    UV layout is a point of the coarse surface moved along its normal by :func:`predict`'s
+                   backend: str, dense_uv_rast_1xMxMx4: jax.Array) -> dict[str, jax.Array]:
+    """The detailed surface as a UV position map on :func:`dense_uv_layout`'s grid ->
+    {"detail_positions" (B, M, M, 3), "detail_covered" (B, M, M) bool}: each texel of the UV
+    layout is a point of the coarse surface moved along its normal by :func:`predict`'s
     displacement (masked, with the fixed part; bilinearly upsampled when M > S) — DECA's
-    dense detail mesh; ``covered`` marks the texels a UV triangle covers (the others are not
-    on the surface)."""
-    rast = assets.dense_uv_rast
+    dense detail mesh; ``detail_covered`` marks the texels a UV triangle covers (the others
+    are not on the surface; the same for every face, repeated so that each face's outputs
+    carry their mesh)."""
+    rast = dense_uv_rast_1xMxMx4
     uv_pos, uv_n = coarse_uv_maps(vertices_BxVx3, assets, backend, rast)
     b, m = displacement_BxSxSx1.shape[0], rast.shape[1]
     # Texel centres on both grids: jax.image.resize's half-pixel convention is the UV maps'.
     displacement = jax.image.resize(displacement_BxSxSx1, (b, m, m, 1), "linear")
-    return uv_pos + displacement * uv_n, rast[0, ..., 3] > 0
+    return {"detail_positions": uv_pos + displacement * uv_n,
+            "detail_covered": jnp.broadcast_to(rast[0, ..., 3] > 0, (b, m, m))}

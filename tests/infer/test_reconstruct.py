@@ -68,6 +68,7 @@ def test_the_photo_camera_projects_the_mesh_onto_the_photo_landmarks(reconstruct
     folder = reconstructed[0] / name
     record = json.loads((folder / f"{name}_params.json").read_text())
     params = np.load(folder / f"{name}_params.npz")
+    assert set(params.files) == set(OUTPUTS) | {"vertices_photo"}
     camera = {k: np.asarray(v) for k, v in record["camera_photo"].items() if k != "convention"}
     hom = np.concatenate([params["landmarks3d"], np.ones((68, 1))], 1)
     projected = (hom @ camera["P"].T)[:, :2]

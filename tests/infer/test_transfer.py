@@ -11,6 +11,7 @@ from jaxface.cli import main
 from jaxface.infer.transfer import TransferError, load_params, transferred
 from jaxface.models import apply, flame_pose
 from jaxface.reconstruction.model_folder import load_model
+from jaxface.reconstruction.predict import OUTPUTS
 
 
 def _face(rng, sizes, path):
@@ -57,6 +58,9 @@ def test_transfer_writes_the_mix_and_its_details(tiny_model, rng, tmp_path, caps
     np.testing.assert_allclose(got["exp"], src["exp"], rtol=1e-6)
     np.testing.assert_allclose(got["cam"], tgt["cam"], rtol=1e-5)
     np.testing.assert_allclose(got["light"], tgt["light"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["detail_code"], tgt["detail_code"], rtol=1e-6)
+    assert set(got.files) <= set(OUTPUTS)          # no pictures or dense maps in the npz
+    load_params(out / "transfer_params.npz")        # a result is itself a transfer input
     # The mesh is FLAME of the target's identity in the source's expression and pose.
     want = flame.forward(model.assets.model, jnp.asarray(tgt["shape"])[None],
                          jnp.asarray(src["exp"])[None], flame_pose(jnp.asarray(src["pose"])[None]))

@@ -10,8 +10,13 @@ import pytest
 
 from jaxface import flame
 from jaxface.configs import load_config
-from jaxface.reconstruction.assets import DENSE_MESH_UV_SIZE, load_assets
-from jaxface.reconstruction.predict import coarse_uv_maps, detail_surface
+from jaxface.reconstruction.assets import load_assets
+from jaxface.reconstruction.predict import (
+    DENSE_MESH_UV_SIZE,
+    coarse_uv_maps,
+    dense_uv_layout,
+    detail_surface,
+)
 
 CONFIG = pathlib.Path(__file__).parents[2] / "configs" / "synthetic.py"
 
@@ -41,13 +46,16 @@ def test_the_dense_surface_is_finer_than_flame_and_displaced_along_the_normals(a
                         jnp.zeros((2, 15)))
     s = assets.topology.uv_size
     displacement = rng.uniform(-0.01, 0.01, (2, s, s, 1)).astype(np.float32)
-    positions, covered = detail_surface(out.vertices, jnp.asarray(displacement), assets, "jax")
+    dense = dense_uv_layout(assets.topology, "jax")
+    surface = detail_surface(out.vertices, jnp.asarray(displacement), assets, "jax", dense)
+    positions, covered = surface["detail_positions"], surface["detail_covered"]
     m = DENSE_MESH_UV_SIZE
-    assert positions.shape == (2, m, m, 3) and covered.shape == (m, m) and s < m
-    covered = np.asarray(covered)
+    assert positions.shape == (2, m, m, 3) and covered.shape == (2, m, m) and s < m
+    assert np.array_equal(covered[0], covered[1])
+    covered = np.asarray(covered[0])
     assert covered.sum() > model.v_template.shape[0]        # never coarser than FLAME's mesh
     base, normals = (np.asarray(a, np.float64) for a in
-                     coarse_uv_maps(out.vertices, assets, "jax", assets.dense_uv_rast))
+                     coarse_uv_maps(out.vertices, assets, "jax", dense))
     offset = np.asarray(positions, np.float64) - base
     # Along the unit normal by the displacement upsampled from S to M (interior texels).
     along = np.sum(offset * normals, -1)
@@ -65,12 +73,14 @@ def test_at_the_dense_size_the_detail_map_is_used_as_it_is(rng):
     cfg = load_config([f"--config={CONFIG}", "--config.model.use_grpam=False",
                        "--config.model.uv_size=256", "--config.render.backend=jax"])
     assets = load_assets(cfg)
-    assert assets.dense_uv_rast is assets.topology.uv_rast
+    dense = dense_uv_layout(assets.topology, "jax")
+    assert dense is assets.topology.uv_rast
     model = assets.model
     out = flame.forward(model, jnp.zeros((1, model.n_shape)), jnp.zeros((1, model.n_expression)),
                         jnp.zeros((1, 15)))
     displacement = rng.uniform(-0.01, 0.01, (1, 256, 256, 1)).astype(np.float32)
-    positions, _ = detail_surface(out.vertices, jnp.asarray(displacement), assets, "jax")
+    positions = detail_surface(out.vertices, jnp.asarray(displacement), assets, "jax",
+                               dense)["detail_positions"]
     base, normals = coarse_uv_maps(out.vertices, assets, "jax")
     np.testing.assert_allclose(np.asarray(positions), np.asarray(base + displacement * normals),
                                atol=1e-7)
