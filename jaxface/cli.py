@@ -164,6 +164,9 @@ def _export(args) -> int:
     print(f"exported {origin['run']} ({origin['checkpoint']}, step {origin['step']}) to "
           f"{args.out} in {time.perf_counter() - start:.1f} s: "
           f"{', '.join(manifest['exports'])} for {args.platforms}")
+    files = sorted(p for p in pathlib.Path(args.out).iterdir() if p.is_file())
+    print("  " + ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in files)
+          + " (network variables, face model, program: nothing stored twice)")
     return 0
 
 
@@ -441,8 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--which", choices=("best", "last"), default="best",
                    help="the best eval checkpoint (default; the last when there is none) "
                         "or the last one")
-    p.add_argument("--batch-size", type=int, default=1,
-                   help="the fixed batch size exported next to the any-batch-size one")
+    p.add_argument("--batch-size", type=_at_least(1), default=None,
+                   help="also export the function for this fixed batch size (default: only "
+                        "the any-batch-size one, which serves every batch)")
     p.add_argument("--platforms", default="cpu",
                    help="comma-separated jax.export platforms, e.g. cpu,cuda")
     p.set_defaults(run=_export)

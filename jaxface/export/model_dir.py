@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 
 from jaxface import flame
-from jaxface.reconstruction.assets import UV_REGION_KEYS, FaceAssets, load_assets
+from jaxface.reconstruction.assets import FaceAssets, face_model_arrays, load_assets
 from jaxface.reconstruction.model_folder import (
     CONFIG,
     FACE_MODEL,
@@ -61,10 +61,7 @@ def write_model(out: str | os.PathLike, cfg, assets: FaceAssets, params, batch_s
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     np.savez(tmp / VARIABLES, **flatten_variables(params, batch_stats))
-    flame.save_flame_npz(tmp / FACE_MODEL, assets.model,
-                         {"albedo_mean": np.asarray(assets.albedo.mean),
-                          "albedo_basis": np.asarray(assets.albedo.basis),
-                          **{k: np.asarray(getattr(assets, k)) for k in UV_REGION_KEYS}})
+    flame.save_flame_npz(tmp / FACE_MODEL, assets.model, face_model_arrays(assets))
     cfg = ml_collections.ConfigDict(cfg.to_dict())
     cfg.face_model.flame_path = FACE_MODEL
     for key in ("landmark_embedding_path", "uv_template_path", "albedo_path",

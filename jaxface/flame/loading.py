@@ -168,7 +168,7 @@ def save_flame_npz(path: str | os.PathLike, model: FlameModel,
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".partial.npz"
     try:
-        np.savez(tmp, **model.arrays(), **(extra or {}))
+        np.savez(tmp, **(model.arrays() | (extra or {})))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

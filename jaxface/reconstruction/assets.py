@@ -95,6 +95,27 @@ def uv_regions(face_model_cfg, model: flame.FlameModel, topology: FaceTopology,
     return out
 
 
+def face_model_arrays(assets: FaceAssets) -> dict[str, np.ndarray]:
+    """What a model folder's ``face_model.npz`` holds (a jaxface ``.npz`` head): FLAME's
+    arrays, the albedo space and the UV regions, as NumPy."""
+    return assets.model.arrays() | {
+        "albedo_mean": np.asarray(assets.albedo.mean),
+        "albedo_basis": np.asarray(assets.albedo.basis),
+        **{k: np.asarray(getattr(assets, k)) for k in UV_REGION_KEYS}}
+
+
+def with_face_model_arrays(assets: FaceAssets, arrays: dict) -> FaceAssets:
+    """``assets`` with FLAME, the albedo space and the UV regions taken from ``arrays``
+    (:func:`face_model_arrays`' keys; e.g. the inputs of an exported function, so that its
+    program does not hold the face model) and its derived topology kept. The arrays must
+    have the shapes of ``assets``' own."""
+    fields = [f.name for f in dataclasses.fields(flame.FlameModel) if f.name != "parents"]
+    model = dataclasses.replace(assets.model, **{k: arrays[k] for k in fields})
+    albedo = flame.AlbedoModel(arrays["albedo_mean"], arrays["albedo_basis"])
+    return assets._replace(model=model, albedo=albedo,
+                           **{k: arrays[k] for k in UV_REGION_KEYS})
+
+
 def jit_with_assets(fn, assets: FaceAssets, **jit_kwargs):
     """``jax.jit(fn)`` for a ``fn`` whose last argument is the face assets, returned with
     ``assets`` bound: the arrays reach the compiled program as arguments (a real albedo

@@ -61,8 +61,9 @@ def test_exported_function_matches_the_training_model(tiny_run, tiny_model, rng,
     expected = _training_model_outputs(tiny_run, inputs)
     exported = jax.export.deserialize((tiny_model / name).read_bytes())
     variables = dict(np.load(tiny_model / "variables.npz"))
-    got = jax.device_get(exported.call(variables, inputs["image"], inputs["landmarks"],
-                                       inputs["mask"]))
+    face_model = dict(np.load(tiny_model / "face_model.npz"))
+    got = jax.device_get(exported.call(variables, face_model, inputs["image"],
+                                       inputs["landmarks"], inputs["mask"]))
     assert set(got) == set(expected) == set(OUTPUTS)
     for k in OUTPUTS:
         assert got[k].shape == expected[k].shape and got[k].shape[0] == batch, k
@@ -70,16 +71,41 @@ def test_exported_function_matches_the_training_model(tiny_run, tiny_model, rng,
         np.testing.assert_allclose(got[k], expected[k], rtol=1e-5, atol=1e-6 * scale,
                                    err_msg=k)
     # Not a constant function of the input: another image gives other parameters.
-    other = exported.call(variables, inputs["image"][::-1], inputs["landmarks"][::-1],
-                          inputs["mask"][::-1])
+    other = exported.call(variables, face_model, inputs["image"][::-1],
+                          inputs["landmarks"][::-1], inputs["mask"][::-1])
     assert not np.allclose(np.asarray(other["shape"]), got["shape"])
+
+
+def test_the_artifact_holds_the_program_not_the_face_model(tiny_model, rng):
+    """The face model is an input: the .jaxexport is a small fraction of face_model.npz, and
+    another face model (the template moved, the albedo mean brightened) moves the outputs
+    exactly as it should."""
+    path = tiny_model / "infer_batch_any.jaxexport"
+    assert path.stat().st_size < 0.1 * (tiny_model / "face_model.npz").stat().st_size
+    exported = jax.export.deserialize(path.read_bytes())
+    inputs = _inputs(rng, 1)
+    variables = dict(np.load(tiny_model / "variables.npz"))
+    face_model = dict(np.load(tiny_model / "face_model.npz"))
+    base = exported.call(variables, face_model, *inputs.values())
+    shift = rng.normal(size=3).astype(np.float32) * 0.01
+    moved = face_model | {"v_template": face_model["v_template"] + shift,
+                          "albedo_mean": face_model["albedo_mean"] + 0.05}
+    got = exported.call(variables, moved, *inputs.values())
+    np.testing.assert_allclose(np.asarray(got["neutral_vertices"]),
+                               np.asarray(base["neutral_vertices"]) + shift, atol=1e-5)
+    # The albedo is clipped to [0, 1]: compare where neither end is reached.
+    before, after = np.asarray(base["albedo"]), np.asarray(got["albedo"])
+    inside = (before > 1e-6) & (before + 0.05 < 1 - 1e-6)
+    assert inside.mean() > 0.9
+    np.testing.assert_allclose(after[inside], before[inside] + 0.05, atol=1e-5)
 
 
 def test_fixed_batch_export_refuses_another_batch_size(tiny_model, rng):
     exported = jax.export.deserialize((tiny_model / "infer_batch_2.jaxexport").read_bytes())
     inputs = _inputs(rng, 3)
     with pytest.raises(ValueError, match="shape"):
-        exported.call(dict(np.load(tiny_model / "variables.npz")), inputs["image"],
+        exported.call(dict(np.load(tiny_model / "variables.npz")),
+                      dict(np.load(tiny_model / "face_model.npz")), inputs["image"],
                       inputs["landmarks"], inputs["mask"])
 
 
@@ -90,8 +116,9 @@ import jax, numpy as np
 model, inputs, out = sys.argv[1:4]
 fn = jax.export.deserialize(open(model + "/infer_batch_any.jaxexport", "rb").read())
 variables = dict(np.load(model + "/variables.npz"))
+face_model = dict(np.load(model + "/face_model.npz"))
 x = np.load(inputs)
-result = fn.call(variables, x["image"], x["landmarks"], x["mask"])
+result = fn.call(variables, face_model, x["image"], x["landmarks"], x["mask"])
 np.savez(out, **{k: np.asarray(v) for k, v in result.items()})
 print("jaxface imported:", any(m.startswith("jaxface") and sys.modules[m] is not None
                                for m in sys.modules))
@@ -154,8 +181,9 @@ def test_flatten_roundtrip_keeps_every_array(tiny_model):
 def test_export_cli(tiny_run, tmp_path, capsys):
     assert main(["export", f"--workdir={tiny_run}", f"--out={tmp_path / 'm'}",
                  "--which=last"]) == 0
-    assert "infer_batch_1.jaxexport" in capsys.readouterr().out
-    assert (tmp_path / "m" / "infer_batch_any.jaxexport").is_file()
+    assert "infer_batch_any.jaxexport" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "m").glob("*.jaxexport")) == [
+        "infer_batch_any.jaxexport"]           # the fixed-batch one only when asked
     assert not (tmp_path / "m.partial").exists()
     assert main(["export", f"--workdir={tmp_path / 'none'}", f"--out={tmp_path / 'x'}"]) == 2
     assert "no config" in capsys.readouterr().err

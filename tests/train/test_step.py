@@ -247,7 +247,9 @@ def test_backend_jax_never_reaches_the_ffi_path(setup, monkeypatch):
     crops = frame_batch(batch, cfg.model.image_size, cfg.data.crop_scale)
     jax.eval_shape(make_reconstruct_step(model, cfg.model.image_size), plain[1], plain[2],
                    crops)
+    from jaxface.reconstruction.assets import face_model_arrays
     from jaxface.reconstruction.model_folder import flatten_variables
 
     jax.eval_shape(inference_function(model), flatten_variables(plain[1], plain[2]),
-                   crops["image"], crops["landmarks"], crops["mask"])
+                   face_model_arrays(assets), crops["image"], crops["landmarks"],
+                   crops["mask"])
