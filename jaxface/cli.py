@@ -219,17 +219,40 @@ def _transfer(args) -> int:
 
 def _reconstruct(args) -> int:
     from jaxface.data.landmarks import landmark_backend
-    from jaxface.infer.reconstruct import reconstruct
+    from jaxface.infer.reconstruct import reconstruct, writable_folder
+    from jaxface.infer.video import reconstruct_videos, require_ffmpeg, split_inputs
+    from jaxface.reconstruction.model_folder import load_model
 
-    report = reconstruct(args.model, args.inputs, args.out, landmark_backend(args.landmarks),
-                         args.batch_size, args.size, html=args.html,
-                         min_face_score=args.min_face_score if args.all_faces else None)
-    _print_skipped(report["failed"])
-    n = sum(map(len, report["ok"].values()))
-    if args.html:
-        print(f"jaxface reconstruct: the gallery is {pathlib.Path(args.out) / 'index.html'}")
-    print(f"reconstructed {n} face(s) into {args.out} in {report['seconds']:.1f} s, skipped "
-          f"{len(report['failed'])} (see {args.out}/report.json)")
+    sequences, photos = split_inputs(args.inputs, args.frames)
+    detector = landmark_backend(args.landmarks)
+    model, n = args.model, 0
+    if sequences:
+        require_ffmpeg()                   # the cheap checks first, before the model loads
+        out = writable_folder(args.out)
+        model = load_model(args.model)
+        videos = reconstruct_videos(model, sequences, out, detector, args.batch_size,
+                                    args.size, args.track, args.smooth, args.fps,
+                                    args.min_face_score)
+        _print_skipped(videos["failed"])
+        for path, r in videos["ok"].items():
+            faces = ", ".join(f"track {t}: {v['frames']} frames"
+                              for t, v in r["tracks"].items()) or "no face"
+            print(f"{path}: {r['frames']} frames ({faces}) in {r['seconds']:.1f} s -> "
+                  f"{r['overlay_video']}" + (f"; stopped early: {r['error']}"
+                                             if "error" in r else ""))
+        n += len(videos["ok"])
+    if photos:
+        report = reconstruct(model, photos, args.out, detector, args.batch_size, args.size,
+                             html=args.html,
+                             min_face_score=args.min_face_score if args.all_faces else None)
+        _print_skipped(report["failed"])
+        faces = sum(map(len, report["ok"].values()))
+        if args.html:
+            print(f"jaxface reconstruct: the gallery is "
+                  f"{pathlib.Path(args.out) / 'index.html'}")
+        print(f"reconstructed {faces} face(s) into {args.out} in {report['seconds']:.1f} s, "
+              f"skipped {len(report['failed'])} (see {args.out}/report.json)")
+        n += faces
     return 0 if n else 1
 
 
@@ -329,6 +352,14 @@ def _build_nvdiffrast(args) -> int:
         print("render backend 'auto' now uses nvdiffrast" if reason is None
               else f"library {path} ready; the nvdiffrast backend cannot run yet: {reason}")
     return 0
+
+
+def _smoothing_window(text: str) -> int:
+    """``--smooth``: 0 (off) or an odd window of at least 3 frames."""
+    value = int(text)
+    if value != 0 and (value < 3 or value % 2 == 0):
+        raise argparse.ArgumentTypeError(f"must be 0 or an odd number >= 3, got {value}")
+    return value
 
 
 def _at_least(low: int):
@@ -494,7 +525,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_transfer)
 
     p = sub.add_parser("reconstruct", help="photos -> textured coarse and detailed meshes")
-    p.add_argument("inputs", nargs="+", help="photos and/or folders of photos")
+    p.add_argument("inputs", nargs="+",
+                   help="photos, folders of photos, video files (or, with --frames, folders "
+                        "of video frames)")
     p.add_argument("--model", required=True, help="a model folder from `jaxface export`")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per face)")
     _add_landmarks_option(p)
@@ -510,8 +543,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder (<photo>_face2, ...) and all drawn on "
                         "<photo>_overlay_photo_all.png")
     p.add_argument("--min-face-score", type=float, default=0.5,
-                   help="with --all-faces: the least detector score of a face after the best "
-                        "(dlib's HOG score; face-like patches score lower; default 0.5)")
+                   help="with --all-faces, and in videos: the least detector score of a face "
+                        "after the best (dlib's HOG score; face-like patches score lower; "
+                        "default 0.5)")
+    p.add_argument("--frames", action="store_true",
+                   help="folders are frame sequences (frames sorted by name), reconstructed "
+                        "like a video (video files are always sequences: .mp4, .mov, .avi, "
+                        ".mkv, .webm, ...; needs imageio-ffmpeg, the video extra)")
+    p.add_argument("--track", choices=("largest", "all"), default="largest",
+                   help="videos: follow the largest face (default) or every face, each its "
+                        "own track (box-overlap tracker)")
+    p.add_argument("--smooth", type=_smoothing_window, default=0,
+                   help="videos: smooth expression, pose and camera over this many frames "
+                        "(odd, >= 3; Savitzky-Golay, quadratic; default 0: off)")
+    p.add_argument("--fps", type=float, default=25.0,
+                   help="frame folders: frames per second of the overlay video (default 25; "
+                        "a video file keeps its own)")
     p.set_defaults(run=_reconstruct)
 
     p = sub.add_parser(

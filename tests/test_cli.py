@@ -171,7 +171,7 @@ def test_missing_inputs_and_a_bad_out_fail_before_the_model_loads(tmp_path, caps
     """Checked first: no model is read (the model folder here does not even exist)."""
     assert main(["reconstruct", "--model", str(tmp_path / "no_model"), str(tmp_path / "nope.jpg"),
                  "--out", str(tmp_path / "out")]) == 2
-    assert f"no such photo or folder: {tmp_path / 'nope.jpg'}" in capsys.readouterr().err
+    assert f"no such photo, video or folder: {tmp_path / 'nope.jpg'}" in capsys.readouterr().err
     (tmp_path / "photo.jpg").write_bytes(b"x")
     code = main(["reconstruct", "--model", str(tmp_path / "no_model"),
                  str(tmp_path / "photo.jpg"), "--out", str(tmp_path / "photo.jpg" / "out")])

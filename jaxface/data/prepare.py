@@ -75,17 +75,24 @@ def crop_box(landmarks_68x2: np.ndarray, scale: float = TEST_CROP_SCALE
     return float(centre[0]), float(centre[1]), float(scale * np.sum(hi - lo) / 2)
 
 
+def crop_square(rgb: np.ndarray, crop, size: int) -> np.ndarray:
+    """The size x size picture (bilinear) of the square ``crop`` (centre x, centre y, side;
+    pixels) of ``rgb``."""
+    cx, cy, side = (float(v) for v in crop)
+    pixel = side / size
+    # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f), pixel corners.
+    return np.asarray(Image.fromarray(rgb).transform(
+        (size, size), Image.Transform.AFFINE, (pixel, 0, cx - side / 2, 0, pixel, cy - side / 2),
+        resample=Image.Resampling.BILINEAR))
+
+
 def crop_face(rgb: np.ndarray, landmarks: np.ndarray, size: int = 224,
               scale: float = TEST_CROP_SCALE) -> tuple[np.ndarray, np.ndarray]:
     """The size x size crop (bilinear) and the landmarks in its pixel frame."""
     cx, cy, side = crop_box(landmarks, scale)
-    left, top = cx - side / 2, cy - side / 2
-    pixel = side / size
-    # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f), pixel corners.
-    crop = Image.fromarray(rgb).transform((size, size), Image.Transform.AFFINE,
-                                          (pixel, 0, left, 0, pixel, top),
-                                          resample=Image.Resampling.BILINEAR)
-    return np.asarray(crop), ((landmarks - [left, top]) / pixel).astype(np.float32)
+    corner = np.array([cx - side / 2, cy - side / 2])
+    return (crop_square(rgb, (cx, cy, side), size),
+            ((landmarks - corner) / (side / size)).astype(np.float32))
 
 
 def _shrunk(rgb: np.ndarray) -> tuple[np.ndarray, float]:
@@ -116,11 +123,17 @@ def prepare_faces(path: pathlib.Path, detector, size: int = 224, min_score: floa
     """:func:`prepare_image` for every face of a photo the detector scores at least
     ``min_score`` (None: the best only), best first; each example also has ``face_index``
     (its rank)."""
-    rgb = read_rgb(path)
-    small, f = _shrunk(rgb)
     mask_full = None
     if mask_path is not None:
         mask_full = (read_rgb(mask_path)[..., 0] > 127).astype(np.uint8) * 255
+    return face_examples(read_rgb(path), detector, size, min_score, crop_scale, mask_full)
+
+
+def face_examples(rgb: np.ndarray, detector, size: int = 224, min_score: float | None = None,
+                  crop_scale: float = TEST_CROP_SCALE, mask_full: np.ndarray | None = None
+                  ) -> list[dict[str, np.ndarray]]:
+    """:func:`prepare_faces` of a decoded photo (or a video frame)."""
+    small, f = _shrunk(rgb)
     return [_face_example(rgb, face, f, size, crop_scale, mask_full) | {"face_index": k}
             for k, face in enumerate(detector.faces(small, min_score))]
 

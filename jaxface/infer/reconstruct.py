@@ -130,7 +130,8 @@ def with_views(out: dict, batch: dict, assets, cfg, size: int, dense_uv_rast) ->
         "landmark_image": marks, "detail_normals": normals} | surface
 
 
-def _crop_to_photo(points_Nx2: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
+def crop_to_photo(points_Nx2: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
+    """Points in a ``size`` crop's pixels -> the photo's (``crop``: centre x, centre y, side)."""
     cx, cy, side = crop
     return points_Nx2 * (side / size) + np.array([cx - side / 2, cy - side / 2])
 
@@ -201,8 +202,8 @@ def write_face(folder: pathlib.Path, name: str, out: dict, example: dict, assets
     record = {k: np.asarray(out[k]).tolist() for k in PARAM_KEYS if k in out}
     record.update({
         "landmarks2d_crop": out["landmarks2d"].tolist(),
-        "landmarks2d_photo": _crop_to_photo(out["landmarks2d"], example["crop"], size).tolist(),
-        "detected_landmarks_photo": _crop_to_photo(example["landmarks"], example["crop"],
+        "landmarks2d_photo": crop_to_photo(out["landmarks2d"], example["crop"], size).tolist(),
+        "detected_landmarks_photo": crop_to_photo(example["landmarks"], example["crop"],
                                                    size).tolist(),
         "face_box_photo": example["face_box"].tolist(),
         "crop_photo": {"centre": example["crop"][:2].tolist(), "side": float(example["crop"][2]),
@@ -251,7 +252,8 @@ def write_faces(out_dir: pathlib.Path, paths, examples, out: dict, assets, cfg, 
     return folders
 
 
-def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike, detector,
+def reconstruct(model_dir: str | os.PathLike | LoadedModel, inputs, out_dir: str | os.PathLike,
+                detector,
                 batch_size: int = 8, size: int = 224, progress: bool = True,
                 html: bool = False, turntable_frames: int = 12,
                 min_face_score: float | None = None) -> dict:
@@ -261,13 +263,14 @@ def reconstruct(model_dir: str | os.PathLike, inputs, out_dir: str | os.PathLike
     face's turntable frames and ``index.html`` (:mod:`jaxface.infer.gallery`).
     ``min_face_score``: also every other face the detector scores at least this (dlib's HOG
     score; its false detections on face-like patches score lower than real faces), each in
-    its own folder; None: the best face of each photo only."""
+    its own folder; None: the best face of each photo only. ``model_dir``: a model folder,
+    or the model already loaded."""
     from tqdm import tqdm
 
     start = time.perf_counter()
     photos = find_photos(inputs)           # the cheap checks first, before the model loads
     out_dir = writable_folder(out_dir)
-    model = load_model(model_dir)
+    model = model_dir if isinstance(model_dir, LoadedModel) else load_model(model_dir)
     report = {"ok": {}, "failed": {}, "load_seconds": round(time.perf_counter() - start, 3)}
     step = make_reconstruct_step(model, size)
     turntable = make_turntable(model, size, turntable_frames) if html else None

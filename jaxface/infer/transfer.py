@@ -24,8 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxface.models import apply
-from jaxface.models.params import code_of_outputs
 from jaxface.reconstruction.assets import jit_with_assets
 from jaxface.reconstruction.mesh_io import label_columns, write_face_meshes, write_png
 from jaxface.reconstruction.model_folder import LoadedModel, load_model
@@ -33,7 +31,7 @@ from jaxface.reconstruction.predict import (
     OUTPUTS,
     detail_normal_map,
     detail_surface,
-    outputs_of_params,
+    outputs_of_decoded,
     with_dense_layout,
 )
 from jaxface.render import render_shape
@@ -68,23 +66,20 @@ def transferred(source: dict, target: dict, weight: float = 1.0) -> dict:
 
 
 def make_decode(model: LoadedModel, size: int):
-    """-> jit ``decode(p) -> outputs``: F_d's displacement from ``p``'s detail code,
-    expression and jaw, then :func:`outputs_of_params` and the detail-shape picture."""
+    """-> jit ``decode(p) -> outputs``: :func:`outputs_of_decoded` (F_d's displacement from
+    ``p``'s detail code, expression and jaw), the dense detail surface and the detail-shape
+    picture."""
     cfg = model.cfg
 
     def decode(params, stats, p, dense_uv_rast, assets):
-        disp, _ = apply(model.graphdef, params, stats, "decode_detail", p["detail_code"],
-                        p["exp"], p["pose"][:, 3:], train=False)
-        # The files hold the decoded camera and light: back to the code's raw values.
-        code = code_of_outputs(p, cfg.train.base_scale, cfg.model.code_convention)
-        out = outputs_of_params(code, assets, cfg, size, disp)
+        out = outputs_of_decoded(model.graphdef, params, stats, p, assets, cfg, size)
         normals = detail_normal_map(out["vertices"], out["displacement"], assets,
                                     cfg.render.backend)
         surface = detail_surface(out["vertices"], out["displacement"], assets,
                                  cfg.render.backend, dense_uv_rast)
         picture = render_shape(out["vertices"], out["cam"], assets.topology, (size, size),
                                normals, backend=cfg.render.backend)
-        return out | surface | {"detail_shape": picture, "detail_code": p["detail_code"]}
+        return out | surface | {"detail_shape": picture}
 
     return with_dense_layout(jit_with_assets(decode, model.assets), model.assets, cfg)
 

@@ -21,7 +21,7 @@ from jaxface.models import (
     light_from_code,
     network_input,
 )
-from jaxface.models.params import with_expression_code
+from jaxface.models.params import code_of_outputs, with_expression_code
 from jaxface.render import project_landmarks, render, sh_shading, world2uv
 from jaxface.render.uv import displacement_normals, uv_rasterize
 
@@ -149,6 +149,17 @@ def predict(graphdef, params, batch_stats, batch: dict, assets, cfg) -> dict[str
                     p["pose"][:, 3:], train=False)
     return outputs_of_params(p, assets, cfg, batch["image"].shape[1], disp) | {
         "detail_code": code}
+
+
+def outputs_of_decoded(graphdef, params, batch_stats, p: dict, assets, cfg, size: int
+                       ) -> dict:
+    """:func:`outputs_of_params` of decoded parameters (:func:`predict`'s groups, camera and
+    light as it returns them, and ``detail_code``: e.g. ``reconstruct``'s parameter files),
+    F_d's displacement decoded anew from the detail code, expression and jaw."""
+    disp, _ = apply(graphdef, params, batch_stats, "decode_detail", p["detail_code"],
+                    p["exp"], p["pose"][:, 3:], train=False)
+    code = code_of_outputs(p, cfg.train.base_scale, cfg.model.code_convention)
+    return outputs_of_params(code, assets, cfg, size, disp) | {"detail_code": p["detail_code"]}
 
 
 def outputs_of_params(p: dict, assets, cfg, size: int, displacement_BxSxSx1=None) -> dict:
