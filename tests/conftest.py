@@ -34,11 +34,29 @@ def head_arrays() -> dict[str, np.ndarray]:
     return flame.synthetic_head_arrays(0)
 
 
+def pytest_generate_tests(metafunc):
+    """``JAXFACE_SEED_SWEEP=N``: every test that draws from ``rng`` runs N times in one
+    process, each with a fresh seed (compiled functions are reused: a sweep of the seeded
+    tests costs N x their run time, not N x the start-up)."""
+    sweep = int(os.environ.get("JAXFACE_SEED_SWEEP", "0"))
+    if sweep > 0 and "sweep_seed" in metafunc.fixturenames:
+        seeds = [secrets.randbits(32) for _ in range(sweep)]
+        metafunc.parametrize("sweep_seed", seeds, indirect=True,
+                             ids=[f"seed{s}" for s in seeds])
+
+
 @pytest.fixture
-def rng(request) -> np.random.Generator:
+def sweep_seed(request) -> int | None:
+    """The seed of a ``JAXFACE_SEED_SWEEP`` run (None otherwise)."""
+    return getattr(request, "param", None)
+
+
+@pytest.fixture
+def rng(request, sweep_seed) -> np.random.Generator:
     """A generator with a fresh seed each run (set JAXFACE_TEST_SEED to replay one); the seed
     is printed, so a failure's captured output names it."""
-    seed = int(os.environ.get("JAXFACE_TEST_SEED", secrets.randbits(32)))
+    seed = sweep_seed if sweep_seed is not None else int(
+        os.environ.get("JAXFACE_TEST_SEED", secrets.randbits(32)))
     print(f"{request.node.nodeid}: JAXFACE_TEST_SEED={seed}")
     return np.random.default_rng(seed)
 
