@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import time
 
 import jax
 from flax import nnx
@@ -171,8 +172,9 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
     evaluation = Evaluation(make_eval_step(graphdef, assets, cfg),
                             make_preview(graphdef, assets, cfg), eval_data, log, checkpoints,
                             cfg.train.best_metric, PREVIEW_COLUMNS, cfg.train.preview_images)
-    bar = tqdm(range(start, cfg.train.steps), initial=start, total=cfg.train.steps,
-               desc=f"train ({cfg.train.stage})", disable=not (progress and chief))
+    desc = f"train ({cfg.train.stage})"
+    bar = tqdm(initial=start, total=cfg.train.steps, desc=f"{desc}: compiling",
+               disable=not (progress and chief))
     metrics = StepMetrics(log, cfg.train.log_every, cfg.train.steps,
                           cfg.data.identities_per_batch * group_size,
                           cfg.train.max_nonfinite_steps, checkpoints.latest_step,
@@ -181,10 +183,16 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
         with StopOnSignal() as stop:
             if start == 0:
                 evaluation(0, state)
-            for step in bar:
+            for step in range(start, cfg.train.steps):
                 batch = shard_batch(next(batches), mesh, train_keys(cfg))
+                started = time.perf_counter()
                 state, device_metrics = step_fn(state, batch, frozen_state)
                 done = step + 1
+                if step == start:
+                    after_compiling(bar, device_metrics, done, desc, started)
+                    metrics.restart_clock()
+                else:
+                    bar.update(1)
                 metrics.push(done, device_metrics)
                 eval_now = done % cfg.train.eval_every == 0 or done == cfg.train.steps
                 save_now = (done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps
@@ -208,6 +216,19 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
         log.close()
     return (metrics.last | {f"eval_{k}": v for k, v in evaluation.last.items()}
             | {"step": int(state.step)})
+
+
+def after_compiling(bar, device_metrics, done: int, desc: str, started: float) -> None:
+    """The run's first step has finished (compiling it, minutes on a CPU unless the
+    compilation cache has it, is most of its time): the bar's clock, rate and ETA start
+    from here, so they describe the steps after it, and the compile time is printed."""
+    jax.block_until_ready(device_metrics)
+    seconds = time.perf_counter() - started
+    bar.reset(bar.total)
+    bar.n = bar.initial = bar.last_print_n = done
+    bar.set_description_str(desc)
+    bar.write(f"jaxface train: the first step took {seconds:.1f} s (most of it compiling; a "
+              "rerun reads the compiled step from the cache)")
 
 
 def data_position(cfg, step: int) -> dict:

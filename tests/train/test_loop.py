@@ -246,3 +246,24 @@ def test_detail_stage_without_vgg19_weights_stops_before_training(data, tmp_path
     err = capsys.readouterr().err
     assert "loss.mrf > 0 (ID-MRF) needs perceptual.vgg19_path" in err
     assert "vgg19-dcbb9e9d.pth" in err and not (tmp_path / "w" / "checkpoints").exists()
+
+
+def test_the_bar_times_the_steps_after_the_compiling_one(capsys):
+    """After the first step the bar's clock restarts: its rate and ETA exclude the compile
+    time, it counts on from the step reached, and the compile time is printed."""
+    import io
+
+    from tqdm import tqdm
+
+    from jaxface.train.loop import after_compiling
+
+    bar = tqdm(initial=3, total=10, desc="train (coarse): compiling", file=io.StringIO())
+    bar.start_t -= 300.0                  # "compiling" took five minutes
+    after_compiling(bar, {"loss": jax.numpy.ones(())}, 4, "train (coarse)",
+                    time.perf_counter() - 300.0)
+    assert "took 300" in capsys.readouterr().out
+    assert bar.n == bar.initial == 4 and bar.desc == "train (coarse)"
+    bar.update(1)
+    stats = bar.format_dict
+    assert stats["elapsed"] < 5.0 and stats["n"] - stats["initial"] == 1
+    bar.close()
