@@ -25,7 +25,8 @@ per face, in ``<out>/<name>/`` (a photo's second face on: ``<out>/<name>_face<k>
                                 (labelled above)
 
 Photos without a usable face are reported (``report.json``) and the others go on. Batches
-have a fixed size (the last one padded) so the step compiles once.
+have a fixed size (the last one padded) so the step compiles once. Video files and folders
+of frames: :mod:`jaxface.infer.video`.
 """
 
 from __future__ import annotations
