@@ -1,4 +1,4 @@
-"""FLAME forward and forward+backward: jit-compiled jnp vs an equivalent PyTorch LBS.
+"""FLAME forward and forward+backward: jit-compiled jnp vs PyTorch (its own LBS and smplx's).
 
     python benchmarks/flame_forward.py [--batches 1 8 64] [--repeats 30]
 
@@ -7,8 +7,10 @@ vertices, 100 shape / 50 expression components): blend shapes, joint regression,
 pose correctives, the kinematic chain, skinning, and the 68 landmarks (dynamic contour chosen
 by yaw) plus the 68 static ones. Forward+backward is the gradient of a sum of squares of all
 outputs w.r.t. shape, expression and pose. The PyTorch version is written here from the same
-formula (torch is the optional `torch` extra; without it only the JAX column is printed).
-Reported: median wall time over the repeats after warm-up, and the ratio torch / jax
+formula (torch is the optional `torch` extra; without it only the JAX column is printed),
+and smplx's FLAME layer (the reference implementation most FLAME users run; the same head
+written in its layout by ``flame.save_smplx_flame``, with its contour landmarks). Reported:
+median wall time over the repeats after warm-up, and the ratios torch / jax and smplx / jax
 (> 1 means JAX is faster).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -104,6 +107,33 @@ def torch_runners(arrays, shape, expression, pose):
     return run_forward, run_backward, forward
 
 
+def smplx_runners(folder, shape, expression, pose):
+    """smplx.FLAME on the head written to ``folder``: forward, and the gradient of the sum of
+    squares of its vertices and joints (5 joints + 68 landmarks)."""
+    import smplx
+    import torch
+
+    b = shape.shape[0]
+    layer = smplx.FLAME(model_path=str(folder), num_betas=shape.shape[1],
+                        num_expression_coeffs=expression.shape[1], use_face_contour=True,
+                        batch_size=b, dtype=torch.float32)
+    names = ("global_orient", "neck_pose", "jaw_pose", "leye_pose", "reye_pose")
+    inputs = {"betas": shape, "expression": expression} | {
+        n: pose[:, 3 * i:3 * i + 3] for i, n in enumerate(names)}
+    inputs = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()}
+
+    def run_forward():
+        with torch.no_grad():
+            layer(**inputs)
+
+    def run_backward():
+        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+        out = layer(**leaves)
+        ((out.vertices ** 2).sum() + (out.joints ** 2).sum()).backward()
+
+    return run_forward, run_backward
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64])
@@ -115,12 +145,20 @@ def main():
         import torch
     except ImportError:
         torch = None
+    try:
+        import smplx  # noqa: F401
+    except ImportError:
+        smplx_folder = None
+    else:
+        smplx_folder = tempfile.mkdtemp(prefix="jaxface_smplx_")
+        flame.save_smplx_flame(smplx_folder, model)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
           f"jax {jax.__version__} on {jax.devices()[0].platform}"
           + (f"; torch {torch.__version__}, {torch.get_num_threads()} threads" if torch else ""))
     rng = np.random.default_rng(0)
     header = f"{'B':>4} {'pass':<17} {'jax ms':>9}"
-    print(header + (f" {'torch ms':>9} {'torch/jax':>9}" if torch else ""))
+    print(header + (f" {'torch ms':>9} {'torch/jax':>9}" if torch else "")
+          + (f" {'smplx ms':>9} {'smplx/jax':>9}" if smplx_folder else ""))
     for b in args.batches:
         shape = rng.normal(size=(b, 100)).astype(np.float32)
         expression = rng.normal(size=(b, 50)).astype(np.float32)
@@ -135,11 +173,14 @@ def main():
                 want = tforward(*map(torch.from_numpy, (shape, expression, pose)))[0].numpy()
             assert np.abs(got - want).max() < 1e-4, "the two implementations disagree"
             runs = [("forward", jf, tf), ("forward+backward", jb, tb)]
+        if smplx_folder is not None:
+            sf, sb = smplx_runners(smplx_folder, shape, expression, pose)
+            runs = [(*runs[0], sf), (*runs[1], sb)]
         for name, *fns in runs:
             tj = median_seconds(fns[0], args.repeats) * 1e3
             line = f"{b:>4} {name:<17} {tj:>9.2f}"
-            if torch is not None:
-                tt = median_seconds(fns[1], args.repeats) * 1e3
+            for other in fns[1:]:
+                tt = median_seconds(other, args.repeats) * 1e3
                 line += f" {tt:>9.2f} {tt / tj:>9.2f}"
             print(line, flush=True)
 

@@ -12,6 +12,7 @@ from jaxface.flame.loading import (
     load_flame,
     load_landmark_embedding,
     save_flame_npz,
+    save_smplx_flame,
 )
 from jaxface.flame.model import JOINT_NAMES, FlameModel, FlameOutput, with_dtype
 from jaxface.flame.synthetic import synthetic_flame, synthetic_head_arrays
@@ -19,5 +20,5 @@ from jaxface.flame.synthetic import synthetic_flame, synthetic_head_arrays
 __all__ = [
     "JOINT_NAMES", "AlbedoModel", "FlameModel", "FlameOutput", "albedo_map", "forward",
     "load_albedo", "load_face_model", "load_flame", "load_landmark_embedding", "save_flame_npz",
-    "synthetic_flame", "synthetic_head_arrays", "with_dtype",
+    "save_smplx_flame", "synthetic_flame", "synthetic_head_arrays", "with_dtype",
 ]

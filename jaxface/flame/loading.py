@@ -175,6 +175,51 @@ def save_flame_npz(path: str | os.PathLike, model: FlameModel,
             os.remove(tmp)
 
 
+def _padded(dirs_Vx3xK: np.ndarray, k: int) -> np.ndarray:
+    """A blend-shape basis with zero components appended up to ``k``."""
+    return np.pad(dirs_Vx3xK, ((0, 0), (0, 0), (0, k - dirs_Vx3xK.shape[-1])))
+
+
+def save_smplx_flame(folder: str | os.PathLike, model: FlameModel) -> None:
+    """Writes ``model`` in the layout of smplx's FLAME layer (``smplx.FLAME(model_path=
+    folder, num_betas=S, num_expression_coeffs=E, use_face_contour=True)``), for tools built
+    on smplx: ``FLAME_NEUTRAL.pkl`` (FLAME 2020's 300 identity then 100 expression components,
+    the model's own first, zeros after them), ``flame_static_embedding.pkl`` and
+    ``flame_dynamic_embedding.npy``. smplx bins
+    the contour by -yaw where DECA (and jaxface) bin +yaw: the dynamic table is reordered so
+    that both pick the same contour for a head turned by the root joint."""
+    import scipy.sparse
+
+    a = model.arrays()
+    os.makedirs(folder, exist_ok=True)
+    f64 = lambda k: a[k].astype(np.float64)  # noqa: E731
+    parents = np.asarray(model.parents, np.int64)
+    with open(os.path.join(folder, "FLAME_NEUTRAL.pkl"), "wb") as f:
+        pickle.dump({
+            "v_template": f64("v_template"),
+            "shapedirs": np.concatenate([_padded(f64("shapedirs"), FLAME_N_SHAPE_TOTAL),
+                                         _padded(f64("exprdirs"), FLAME_N_EXPRESSION_TOTAL)],
+                                        -1),
+            "posedirs": f64("posedirs"),
+            "J_regressor": scipy.sparse.csc_matrix(f64("j_regressor")),
+            "weights": f64("lbs_weights"),
+            # chumpy's layout: the root's parent is uint32's -1.
+            "kintree_table": np.stack([np.where(parents < 0, 2 ** 32 - 1, parents),
+                                       np.arange(len(parents))]),
+            "f": a["faces"].astype(np.int64),
+        }, f)
+    with open(os.path.join(folder, "flame_static_embedding.pkl"), "wb") as f:
+        pickle.dump({"lmk_face_idx": a["static_lmk_faces"].astype(np.int64),
+                     "lmk_b_coords": f64("static_lmk_bary")}, f)
+    n_bins = a["dynamic_lmk_faces"].shape[0]
+    half = (n_bins - 1) // 2              # bins 0..half: yaw 0..half; then -1..-half
+    yaw = np.where(np.arange(n_bins) <= half, np.arange(n_bins), half - np.arange(n_bins))
+    ours = np.where(-yaw >= 0, -yaw, half + yaw)
+    np.save(os.path.join(folder, "flame_dynamic_embedding.npy"),
+            {"lmk_face_idx": a["dynamic_lmk_faces"][ours].astype(np.int64),
+             "lmk_b_coords": f64("dynamic_lmk_bary")[ours]}, allow_pickle=True)
+
+
 def load_face_model(cfg) -> tuple[FlameModel, AlbedoModel]:
     """The FLAME model and albedo model named by a ``configs/face_model.py`` config.
 

@@ -1,7 +1,5 @@
 """Our FLAME against smplx's FLAME layer (PyTorch), an independent implementation."""
 
-import pickle
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,30 +13,9 @@ pytestmark = pytest.mark.torch
 
 
 @pytest.fixture(scope="module")
-def smplx_flame(tmp_path_factory, head_arrays):
-    import scipy.sparse
-
-    a = head_arrays
+def smplx_flame(tmp_path_factory, model):
     d = tmp_path_factory.mktemp("smplx_flame")
-    with open(d / "FLAME_NEUTRAL.pkl", "wb") as f:
-        pickle.dump({
-            "v_template": a["v_template"].astype(np.float64),
-            "shapedirs": np.concatenate([a["shapedirs"], a["exprdirs"]], -1).astype(np.float64),
-            "posedirs": a["posedirs"].astype(np.float64),
-            "J_regressor": scipy.sparse.csc_matrix(a["j_regressor"].astype(np.float64)),
-            "weights": a["lbs_weights"].astype(np.float64),
-            "kintree_table": np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]]),
-            "f": a["faces"].astype(np.int64),
-        }, f)
-    with open(d / "flame_static_embedding.pkl", "wb") as f:
-        pickle.dump({"lmk_face_idx": a["static_lmk_faces"].astype(np.int64),
-                     "lmk_b_coords": a["static_lmk_bary"].astype(np.float64)}, f)
-    # smplx bins -yaw where DECA (and jaxface) bin +yaw: its bin b holds our bin of -yaw(b).
-    yaw = np.where(np.arange(79) <= 39, np.arange(79), 39 - np.arange(79))
-    ours = np.where(-yaw >= 0, -yaw, 39 + yaw)
-    np.save(d / "flame_dynamic_embedding.npy",
-            {"lmk_face_idx": a["dynamic_lmk_faces"][ours].astype(np.int64),
-             "lmk_b_coords": a["dynamic_lmk_bary"][ours].astype(np.float64)}, allow_pickle=True)
+    flame.save_smplx_flame(d, model)
     return smplx.FLAME(model_path=str(d), num_betas=100, num_expression_coeffs=50,
                        use_face_contour=True, dtype=torch.float64, batch_size=4,
                        vertex_ids={"nose": 0, "reye": 1, "leye": 2, "rear": 3, "lear": 4},
