@@ -22,6 +22,10 @@ def pytest_configure(config):
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # A seed sweep's seeds come from one base drawn here, before pytest-xdist starts its
+    # workers (they inherit it): every worker must collect the same parametrized tests.
+    if os.environ.get("JAXFACE_SEED_SWEEP") and "JAXFACE_SEED_SWEEP_BASE" not in os.environ:
+        os.environ["JAXFACE_SEED_SWEEP_BASE"] = str(secrets.randbits(32))
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +44,8 @@ def pytest_generate_tests(metafunc):
     tests costs N x their run time, not N x the start-up)."""
     sweep = int(os.environ.get("JAXFACE_SEED_SWEEP", "0"))
     if sweep > 0 and "sweep_seed" in metafunc.fixturenames:
-        seeds = [secrets.randbits(32) for _ in range(sweep)]
+        base = int(os.environ["JAXFACE_SEED_SWEEP_BASE"])
+        seeds = [int(s) for s in np.random.SeedSequence(base).generate_state(sweep)]
         metafunc.parametrize("sweep_seed", seeds, indirect=True,
                              ids=[f"seed{s}" for s in seeds])
 
