@@ -285,18 +285,17 @@ def track_and_predict(model: LoadedModel, frames: Frames, detector, size: int,
     counts = {"frames": 0, "no_face": 0}
     pending: list[tuple[int, int, dict]] = []
 
-    def flush():
-        batch = stack_examples([ex for _, _, ex in pending], batch_size)
+    def flush(rows):
+        batch = stack_examples([ex for _, _, ex in rows], batch_size)
         out = jax.device_get(step(model.params, model.batch_stats,
                                   {k: jnp.asarray(v) for k, v in batch.items()}))
-        for row, (t, frame, ex) in enumerate(pending):
+        for row, (t, frame, ex) in enumerate(rows):
             track = tracks.setdefault(t, {"frame": [], "crop": []} | {k: [] for k in
                                                                      PARAM_KEYS})
             track["frame"].append(frame)
             track["crop"].append(ex["crop"])
             for k in PARAM_KEYS:
                 track[k].append(np.asarray(out[k][row]))
-        pending.clear()
 
     try:
         for frame, rgb in enumerate(frames.read()):
@@ -309,12 +308,13 @@ def track_and_predict(model: LoadedModel, frames: Frames, detector, size: int,
                 examples = []
             for t, i in tracker.assign(frame, [ex["face_box"] for ex in examples]):
                 pending.append((t, frame, examples[i]))
-            if len(pending) >= batch_size:
-                flush()
+            while len(pending) >= batch_size:     # a frame of many faces: several batches
+                flush(pending[:batch_size])
+                del pending[:batch_size]
     except VideoError as e:
         counts["error"] = str(e)
     if pending:
-        flush()
+        flush(pending)
     return ({t: {k: np.stack(v) for k, v in track.items()} for t, track in tracks.items()},
             counts)
 

@@ -193,3 +193,32 @@ def test_without_ffmpeg_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "imageio_ffmpeg", None)
     with pytest.raises(VideoError, match="pip install imageio-ffmpeg"):
         require_ffmpeg()
+
+
+def test_every_face_its_own_track(tiny_model, sample_photos, tmp_path):
+    """--track all on frames showing two people: two tracks, each on its own person in every
+    frame; batch 1 (each frame's two faces take two batches)."""
+    pytest.importorskip("dlib", reason="the dlib landmark backend is in the face extra")
+    pytest.importorskip("imageio_ffmpeg", reason="the video extra")
+    from tests.infer.test_reconstruct import two_faces
+
+    both = two_faces(sample_photos)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k in range(3):
+        Image.fromarray(np.roll(both, 3 * k, axis=1)).save(frames / f"{k:03d}.png")
+    out = tmp_path / "out"
+    assert main(["reconstruct", "--model", str(tiny_model), str(frames), "--frames",
+                 "--track", "all", "--out", str(out), "--size", str(SIZE),
+                 "--batch-size", "1"]) == 0
+    report = json.loads((out / "frames" / "report.json").read_text())
+    assert set(report["tracks"]) == {"0", "1"}
+    middle = both.shape[1] / 2
+    sides = []
+    for t in ("0", "1"):
+        with np.load(out / "frames" / f"frames_track{t}_params.npz") as p:
+            np.testing.assert_array_equal(p["frame"], [0, 1, 2])
+            x = p["crop_photo"][:, 0]
+            assert np.all(x < middle) or np.all(x > middle)     # one person throughout
+            sides.append(x[0] < middle)
+    assert sides[0] != sides[1]
