@@ -98,7 +98,11 @@ def chip_similarity(landmarks_Bx68x2: jax.Array, fit_matrix_4x136: jax.Array,
 def extract_chips(rgb_BxHxWxC: jax.Array, landmarks_Bx68x2: jax.Array,
                   fit_matrix_4x136: jax.Array, size: int = CHIP_SIZE) -> jax.Array:
     """dlib's aligned chips (B, size, size, C) of images and their 68 landmarks (pixels,
-    centres at +0.5): bilinear, zero outside the image, differentiable in the image."""
+    centres at +0.5): bilinear, differentiable in the image; as dlib's bilinear interpolation,
+    a chip pixel whose four source pixels are not all inside the image is 0. dlib equals this
+    while the chip's square covers at most twice its side in source pixels (faces up to ~200
+    px wide for the 150-px chip: the identity loss's renders); beyond that dlib first shrinks
+    the image by its anti-aliasing pyramid, which this does not."""
     sim = chip_similarity(landmarks_Bx68x2, fit_matrix_4x136, size)
     centres = jnp.arange(size, dtype=rgb_BxHxWxC.dtype) + 0.5
     cx, cy = centres[None, :], centres[:, None]                        # chip column, row
@@ -107,8 +111,10 @@ def extract_chips(rgb_BxHxWxC: jax.Array, landmarks_Bx68x2: jax.Array,
         a, b, tx, ty = s[0], s[1], s[2], s[3]
         x = a * cx - b * cy + tx - 0.5          # image index coordinates (centres at ints)
         y = b * cx + a * cy + ty - 0.5
-        return jnp.stack([jax.scipy.ndimage.map_coordinates(image[..., c], [y, x], order=1,
-                                                            mode="constant", cval=0.0)
-                          for c in range(image.shape[-1])], -1)
+        h, w = image.shape[:2]
+        inside = (x >= 0) & (x < w - 1) & (y >= 0) & (y < h - 1)
+        return jnp.stack([jnp.where(inside, jax.scipy.ndimage.map_coordinates(
+            image[..., c], [y, x], order=1, mode="nearest"), 0.0)
+            for c in range(image.shape[-1])], -1)
 
     return jax.vmap(one)(rgb_BxHxWxC, sim)

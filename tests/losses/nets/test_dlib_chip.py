@@ -8,7 +8,11 @@ import pytest
 dlib = pytest.importorskip("dlib", reason="needs the `face` extra (dlib-bin)")
 skimage_data = pytest.importorskip("skimage.data", reason="needs the `face` extra")
 
-from jaxface.losses.nets.dlib_chip import chip_fit_matrix, extract_chips  # noqa: E402
+from jaxface.losses.nets.dlib_chip import (  # noqa: E402
+    chip_fit_matrix,
+    chip_similarity,
+    extract_chips,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +46,13 @@ def test_chips_are_dlibs_chips(photos, rng, name):
                                    jnp.asarray(points[None] + 0.5, jnp.float32),
                                    jnp.asarray(chip_fit_matrix())))[0]
     np.testing.assert_allclose(got, _dlib_chip(image, points), atol=1.01)
-    # A random similarity of the whole photo (landmarks and image together).
-    angle, scale = rng.uniform(-0.4, 0.4), rng.uniform(0.8, 1.3)
+    # A random similarity of the whole photo (landmarks and image together), the chip's
+    # source square kept under twice the chip's side: beyond it dlib first shrinks the photo
+    # by its image pyramid (extract_chips' docstring; seed 2034396038 drew a 300.6-px square).
+    fit = jnp.asarray(chip_fit_matrix())
+    a, b = np.asarray(chip_similarity(jnp.asarray(points[None] + 0.5, jnp.float32), fit))[0, :2]
+    side = np.hypot(a, b) * 150
+    angle, scale = rng.uniform(-0.4, 0.4), rng.uniform(0.8, min(1.3, 0.98 * 300 / side))
     h, w = image.shape[:2]
     turn = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     centre = np.array([w, h]) / 2
