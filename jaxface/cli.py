@@ -355,11 +355,13 @@ def _build_nvdiffrast(args) -> int:
 
 
 def _smoothing_window(text: str) -> int:
-    """``--smooth``: 0 (off) or an odd window of at least 3 frames."""
-    value = int(text)
-    if value != 0 and (value < 3 or value % 2 == 0):
-        raise argparse.ArgumentTypeError(f"must be 0 or an odd number >= 3, got {value}")
-    return value
+    """``--smooth``: video.check_smoothing_window's rule, as an argparse type."""
+    from jaxface.infer.video import check_smoothing_window
+
+    try:
+        return check_smoothing_window(int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _at_least(low: int):

@@ -216,15 +216,23 @@ class Tracker:
 
 # -- smoothing -----------------------------------------------------------------------------
 
+def check_smoothing_window(window: int) -> int:
+    """The one rule for ``--smooth``: 0 (off) or an odd number of frames >= 3."""
+    if window != 0 and (window < 3 or window % 2 == 0):
+        raise ValueError(f"the smoothing window must be 0 (off) or an odd number >= 3, "
+                         f"got {window}")
+    return window
+
+
 def smooth_over_time(values_TxD: np.ndarray, frames_T: np.ndarray, window: int,
                      order: int = 2) -> np.ndarray:
     """Savitzky-Golay smoothing of per-frame values along time (axis 0), separately in each
     run of consecutive ``frames``; a run shorter than ``window`` gets the longest odd window
-    it holds (none below ``order`` + 2 frames). ``window``: odd, >= 3."""
+    it holds (none below ``order`` + 2 frames). ``window``: odd, >= 3 (0: unchanged)."""
     from scipy.signal import savgol_filter
 
-    if window < 3 or window % 2 == 0:
-        raise ValueError(f"the smoothing window must be odd and at least 3, got {window}")
+    if check_smoothing_window(window) == 0:
+        return np.array(values_TxD, copy=True)
     values = np.asarray(values_TxD, np.float64)
     out = values.copy()
     breaks = np.flatnonzero(np.diff(np.asarray(frames_T)) != 1) + 1
@@ -279,7 +287,7 @@ def track_and_predict(model: LoadedModel, frames: Frames, detector, size: int,
                       batch_size: int, tracker: Tracker, min_face_score: float,
                       progress) -> tuple[dict, dict]:
     """Pass 1 -> ({track: {"frame": [...], "crop": [...], PARAM_KEYS: [...]}}, counts
-    {"frames", "no_face", "error"})."""
+    {"frames", "no_face", "error", "size": the first frame's (height, width)})."""
     step = make_predict_step(model)
     tracks: dict[int, dict] = {}
     counts = {"frames": 0, "no_face": 0}
@@ -300,6 +308,7 @@ def track_and_predict(model: LoadedModel, frames: Frames, detector, size: int,
     try:
         for frame, rgb in enumerate(frames.read()):
             counts["frames"] += 1
+            counts.setdefault("size", rgb.shape[:2])
             progress.update(1)
             try:
                 examples = face_examples(rgb, detector, size, min_face_score)
@@ -383,8 +392,7 @@ def reconstruct_sequence(model: LoadedModel, frames: Frames, name: str,
 
     start = time.perf_counter()
     ffmpeg = require_ffmpeg()                     # before any work: the overlay video needs it
-    if smooth and (smooth < 3 or smooth % 2 == 0):
-        raise ValueError(f"--smooth must be 0 or an odd number >= 3, got {smooth}")
+    check_smoothing_window(smooth)
     tracker = Tracker(track)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tqdm(total=frames.count, desc=f"{name}: track", unit="frame",
@@ -404,9 +412,7 @@ def reconstruct_sequence(model: LoadedModel, frames: Frames, name: str,
                 t[k] = smooth_over_time(t[k].reshape(len(t[k]), -1), t["frame"],
                                         smooth).reshape(t[k].shape)
     video = out_dir / f"{name}_overlay.mp4"
-    reader = frames.read()
-    h, w = _even(next(reader)).shape[:2]
-    reader.close()
+    h, w = (side + side % 2 for side in counts["size"])      # _even's padding
     writer = ffmpeg.write_frames(str(video), (w, h), fps=frames.fps, codec="libx264",
                                  macro_block_size=1, ffmpeg_log_level="error")
     writer.send(None)

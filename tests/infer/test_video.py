@@ -86,6 +86,7 @@ def test_smoothing_is_a_local_least_squares_quadratic_within_runs(rng):
     # A run shorter than the window gets the longest odd window it holds; two frames: as is.
     short = rng.normal(size=(2, 1))
     np.testing.assert_array_equal(smooth_over_time(short, np.arange(2), 5), short)
+    np.testing.assert_array_equal(smooth_over_time(values, frames, 0), values)   # off
     with pytest.raises(ValueError, match="odd"):
         smooth_over_time(values, frames, 4)
 
