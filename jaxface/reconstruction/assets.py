@@ -5,6 +5,7 @@ renderer's topology, the parameter sizes and the UV regions — loaded once from
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -62,6 +63,17 @@ def _stored_uv_regions(flame_path: str | None, size: int) -> dict[str, np.ndarra
     return {k: _nearest_resize(v[..., 0], size)[..., None] for k, v in stored.items()}
 
 
+@functools.partial(jax.jit, static_argnames=("backend",))
+def _derived_uv_masks(model: flame.FlameModel, faces_Tx3, uv_rast, backend: str):
+    """:func:`face_region_uv_masks` of ``model``'s neutral head (one program, not ~100 eager
+    ops each compiled on its own)."""
+    neutral = flame.forward(model, jnp.zeros((1, model.n_shape)),
+                            jnp.zeros((1, model.n_expression)), jnp.zeros((1, 15)))
+    eyeball = jnp.sum(model.lbs_weights[:, 3:5], -1) > 0.5   # skinned to the eye joints
+    return face_region_uv_masks(neutral.vertices[0], neutral.landmarks3d[0], faces_Tx3,
+                                eyeball, uv_rast, backend=backend)
+
+
 def uv_regions(face_model_cfg, model: flame.FlameModel, topology: FaceTopology,
                backend: str = "auto") -> dict[str, np.ndarray]:
     """The three UV arrays of :class:`FaceAssets`, in this order of preference: the files
@@ -83,12 +95,8 @@ def uv_regions(face_model_cfg, model: flame.FlameModel, topology: FaceTopology,
     if fm.fixed_displacement_path is not None:
         out["fixed_displacement"] = load_fixed_displacement(fm.fixed_displacement_path, size)
     if "uv_face_eye_mask" not in out or "uv_face_mask" not in out:
-        neutral = flame.forward(model, jnp.zeros((1, model.n_shape)),
-                                jnp.zeros((1, model.n_expression)), jnp.zeros((1, 15)))
-        eyeball = jnp.sum(model.lbs_weights[:, 3:5], -1) > 0.5   # skinned to the eye joints
-        face_eye, face = face_region_uv_masks(neutral.vertices[0], neutral.landmarks3d[0],
-                                              topology.faces, eyeball, topology.uv_rast,
-                                              backend=backend)
+        face_eye, face = _derived_uv_masks(model, topology.faces, topology.uv_rast,
+                                           backend=backend)
         out.setdefault("uv_face_eye_mask", np.asarray(face_eye))
         out.setdefault("uv_face_mask", np.asarray(face))
     out.setdefault("fixed_displacement", np.zeros((size, size, 1), np.float32))

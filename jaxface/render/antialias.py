@@ -31,6 +31,7 @@ _POS_GRAD_EPS = 1e-3  # pixels, nvdiffrast's regulariser of 1 / (edge extent)
 _CROSSING_SLACK = 1.0 / 16.0  # crossings this far outside the pair still count (then clamped)
 
 
+@jax.jit   # once per mesh; eager, its ~40 small ops each compile on their own
 def antialias_topology(tri_Tx3: jax.Array) -> jax.Array:
     """The shared-edge table: for triangle t and edge k (the edge opposite corner k), the vertex
     opposite that edge in the neighbouring triangle, or -1 when the edge has no single

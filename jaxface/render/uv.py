@@ -22,6 +22,7 @@ def clip_from_uv(uv_Nx2: jax.Array) -> jax.Array:
     return jnp.stack([2.0 * u - 1.0, 1.0 - 2.0 * v, jnp.zeros_like(u), jnp.ones_like(u)], -1)
 
 
+@functools.partial(jax.jit, static_argnames=("size", "backend"))
 def uv_rasterize(uv_coords_Vtx2: jax.Array, uv_faces_Tx3: jax.Array, size: int,
                  backend: str = "auto") -> jax.Array:
     """Rasterizes the UV layout once -> rast (1, S, S, 4): which triangle covers each texel and
@@ -98,6 +99,7 @@ def uv_orientation_flipped(uv_coords_Vtx2: np.ndarray, uv_faces_Tx3: np.ndarray)
     return bool(np.sum(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0)
 
 
+@functools.partial(jax.jit, static_argnames=("image_size", "backend"))
 def face_region_uv_masks(vertices_Vx3: jax.Array, landmarks_68x3: jax.Array,
                          faces_Tx3: jax.Array, eyeball_V: jax.Array, uv_rast_1xSxSx4: jax.Array,
                          image_size: int = 256, backend: str = "auto"

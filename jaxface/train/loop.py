@@ -39,6 +39,7 @@ from jaxface.train.step import (
     init_state,
     make_eval_step,
     make_train_step,
+    replicate,
     shard_batch,
     train_keys,
 )
@@ -147,6 +148,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
     checkpoints = Checkpoints(workdir, cfg.train.keep_checkpoints, cfg.train.best_metric,
                               clean=chief)
     state, how = _initial_state(cfg, workdir, checkpoints, params, stats)
+    state = replicate(state, mesh)
     start = int(state.step)
     group_size = cfg.data.images_per_identity
     hosts = jax.process_count()

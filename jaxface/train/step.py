@@ -268,6 +268,16 @@ def train_step_function(graphdef, cfg, group_size: int, mesh: jax.sharding.Mesh,
                          out_specs=(P(), P()), check_vma=False)
 
 
+def replicate(tree, mesh: jax.sharding.Mesh):
+    """``tree`` placed as the train step returns its state (replicated over ``mesh``): the
+    first step's inputs then have the later steps' shardings, so the step (and the eval
+    step, which sees the state before and after training) is traced and compiled once.
+    Every host holds the whole (equal) tree, as :func:`shard_batch` its batch."""
+    sharding = jax.sharding.NamedSharding(mesh, P())
+    return jax.tree.map(
+        lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
 def train_keys(cfg) -> tuple[str, ...]:
     """The batch keys ``cfg``'s train step reads."""
     return TRAIN_KEYS + (GROUND_TRUTH_KEYS if cfg.loss.ground_truth else ())

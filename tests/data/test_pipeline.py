@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jaxface.data.pipeline import (
+    READ_AHEAD,
     EpochGroups,
     batch_iterator,
     draw_images,
@@ -159,3 +160,25 @@ def test_eval_batches_cover_the_val_split_once_in_order(folder):
     train_ids = {int(i) for s in range(3) for i in train[s]["identity"]}
     assert train_ids == set(range(6))
     assert eval_batches(folder, 1, 2, split="test") is None
+
+
+def test_batches_are_read_only_a_few_ahead():
+    """The iterator reads ahead a few batches, not grain's default 500 (which held ~5 GB of
+    decoded batches during the first step's compilation of the README's command)."""
+    import threading
+    import time
+
+    import grain
+
+    read, lock = [], threading.Lock()
+
+    def load(i):
+        with lock:
+            read.append(i)
+        return {"x": np.full((4,), i)}
+
+    batches = batch_iterator(grain.MapDataset.range(1000).map(load), start_step=10)
+    assert next(batches)["x"][0] == 10
+    time.sleep(1.0)         # let the read-ahead threads run as far as they would
+    assert len(read) <= READ_AHEAD.prefetch_buffer_size + READ_AHEAD.num_threads + 1
+    assert min(read) == 10
