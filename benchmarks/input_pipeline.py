@@ -3,9 +3,10 @@
     python benchmarks/input_pipeline.py [--identities 64] [--per-identity 4] [--batch 8]
 
 Writes a synthetic dataset (224 x 224) to a temporary folder, then reads batches of
-``--batch`` images (batch / K identities x K) through grain: in the main process (the
-reference) and with 2 and 4 worker processes. Prints examples/s and the ratio to the
-reference. Generation speed (images/s) is printed too.
+``--batch`` images (batch / K identities x K) through grain: in the main process with
+jaxface's read-ahead (``pipeline.READ_AHEAD``: the reference), with grain's default one
+(16 threads, 500 batches ahead), and with 2 and 4 worker processes. Prints examples/s and
+the ratio to the reference. Generation speed (images/s) is printed too.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ import platform
 import tempfile
 import time
 
+import grain
+
 from jaxface.data.pipeline import batch_iterator, grouped_batches
 from jaxface.data.synthetic import generate
 
 
-def examples_per_second(folder, groups_per_batch, workers, steps):
-    it = batch_iterator(grouped_batches(folder, groups_per_batch, seed=0), workers=workers)
+def examples_per_second(folder, groups_per_batch, per_identity, workers, steps,
+                        grain_default=False):
+    dataset = grouped_batches(folder, groups_per_batch, per_identity, seed=0)
+    it = (iter(dataset.to_iter_dataset(grain.ReadOptions())) if grain_default
+          else batch_iterator(dataset, workers=workers))
     batch = next(it)  # start-up (worker processes) not timed
     start = time.perf_counter()
     n = 0
@@ -47,12 +53,16 @@ def main():
         print(f"generated {n} images at 224x224 in {info['seconds']} s "
               f"({n / info['seconds']:.1f} img/s, including compilation)")
         groups = args.batch // args.per_identity
-        reference = examples_per_second(folder, groups, 0, args.steps)
-        print(f"{'workers':>8}{'examples/s':>12}{'ratio':>8}")
-        print(f"{'0 (ref)':>8}{reference:>12.1f}{1.0:>8.2f}", flush=True)
+        reference = examples_per_second(folder, groups, args.per_identity, 0, args.steps)
+        print("| reader | examples/s | ratio |\n|---|---:|---:|")
+        print(f"| main process, READ_AHEAD (reference) | {reference:.1f} | 1.00 |", flush=True)
+        rate = examples_per_second(folder, groups, args.per_identity, 0, args.steps, True)
+        print(f"| main process, grain's default read-ahead | {rate:.1f} | "
+              f"{rate / reference:.2f} |", flush=True)
         for workers in (2, 4):
-            rate = examples_per_second(folder, groups, workers, args.steps)
-            print(f"{workers:>8}{rate:>12.1f}{rate / reference:>8.2f}", flush=True)
+            rate = examples_per_second(folder, groups, args.per_identity, workers, args.steps)
+            print(f"| {workers} worker processes | {rate:.1f} | {rate / reference:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
