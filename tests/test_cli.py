@@ -190,6 +190,14 @@ def test_the_cli_keeps_a_persistent_compilation_cache(tmp_path):
     out = subprocess.run([sys.executable, "-c", show], env=env | {"XDG_CACHE_HOME": str(tmp_path)},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == str(tmp_path / "jaxface" / "xla")
+    # Small programs are cached too (the network's and assets' eager ops), within a bound.
+    limits = show.replace("print(jax.config.jax_compilation_cache_dir)",
+                          "print(jax.config.jax_persistent_cache_min_compile_time_secs, "
+                          "jax.config.jax_compilation_cache_max_size)")
+    out = subprocess.run([sys.executable, "-c", limits],
+                         env=env | {"XDG_CACHE_HOME": str(tmp_path)},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert float(out[0]) == 0.0 and 0 < int(out[1]) <= 4 * 2**30
     mine = str(tmp_path / "mine")
     out = subprocess.run([sys.executable, "-c", show],
                          env=env | {"JAX_COMPILATION_CACHE_DIR": mine},
