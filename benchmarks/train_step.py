@@ -6,7 +6,10 @@
 For each input size (128: the synthetic config; 224: the paper's) and stage, the jit-compiled
 train step (E_c or E_d/F_d forward+backward, FLAME, rendering, every loss of the config
 without the networks that need downloaded weights, Adam) is timed on a batch of synthetic
-faces (identities x 2 images). The coarse step's time is split by timing its parts alone,
+faces (identities x 2 images), and against a bare ResNet50 (DECA's encoder: no GRPAM, no
+PIM, RGB input, stride 2 in stage 4) forward+backward on the same batch in the same process
+(issue 20, item 4: the coarse step at >= 0.5x its images/s). The coarse step's time is split
+by timing its parts alone,
 each forward+backward and jit-compiled: the encoder (E_c), rendering (FLAME + the renderer,
 twice as the step does with L_sc) and the losses on given renders. The reference for the
 ratios is the coarse step at the same size, in the same process. With ``--backends``, the
@@ -75,19 +78,24 @@ def time_step(cfg, batch, assets, graphdef, params, stats, repeats: int) -> floa
     return median_seconds(run, repeats)
 
 
+def encoder_backward(graphdef, x):
+    """-> jit ``f(params, stats)``: E_c's forward+backward (train-mode BatchNorm) on ``x``."""
+    @jax.jit
+    def encoder(params, stats):
+        def f(params, stats):
+            code, new = apply(graphdef, params, stats, "encode_coarse", x, train=True)
+            return jnp.mean(code ** 2), new
+        return jax.grad(f, argnums=(0, 1), has_aux=True)(params, stats)
+    return encoder
+
+
 def time_parts(cfg, batch, assets, graphdef, params, stats, repeats: int) -> dict[str, float]:
     b = {k: jnp.asarray(batch[k]) for k in ("image", "landmarks", "mask")}
     x = network_input(b["image"], b["landmarks"], b["mask"], cfg.model.use_priors,
                       cfg.model.landmark_channels, cfg.model.landmark_sigma)
     # The encoder alone runs outside the data mesh: plain BatchNorm (same arithmetic).
     plain_graphdef = nnx.graphdef(build_network(cfg.model, assets.sizes))
-
-    @jax.jit
-    def encoder(params, stats):
-        def f(params, stats):
-            code, new = apply(plain_graphdef, params, stats, "encode_coarse", x, train=True)
-            return jnp.mean(code ** 2), new
-        return jax.grad(f, argnums=(0, 1), has_aux=True)(params, stats)
+    encoder = encoder_backward(plain_graphdef, x)
 
     p, _ = predict_params(plain_graphdef, params, stats, b, cfg, assets.sizes, False)
 
@@ -120,6 +128,18 @@ def time_parts(cfg, batch, assets, graphdef, params, stats, repeats: int) -> dic
             "losses": median_seconds(lambda: losses(rendered, geo["landmarks"], p), repeats)}
 
 
+def time_bare_resnet(size: int, batch, repeats: int) -> float:
+    """Seconds of a bare ResNet50's forward+backward (train-mode BatchNorm) on ``batch``."""
+    cfg = load_config([f"--config={CONFIG}", f"--config.model.image_size={size}",
+                       "--config.model.use_grpam=False", "--config.model.use_priors=False",
+                       "--config.model.last_stride=2"])
+    assets = load_assets(cfg)
+    graphdef, params, stats = nnx.split(build_network(cfg.model, assets.sizes), nnx.Param,
+                                        nnx.BatchStat)
+    encoder = encoder_backward(graphdef, jnp.asarray(batch["image"]))
+    return median_seconds(lambda: encoder(params, stats), repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 224])
@@ -132,8 +152,8 @@ def main() -> None:
           f"jax {jax.__version__}, render backend {resolve_backend('auto')}")
     n = 2 * args.identities
     print("| size | batch | backend | stage | step (s) | images/s | vs coarse step | encoder "
-          "| rendering | losses |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| rendering | losses | vs bare ResNet50 fwd+bwd |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     first = args.backends[0]
     for size in args.sizes:
         parts, reference = None, None
@@ -146,12 +166,14 @@ def main() -> None:
                 parts = time_parts(*pieces, args.repeats)
                 share = {k: f"{v * 1000:.0f} ms ({100 * v / seconds:.0f}%)"
                          for k, v in parts.items()}
+                bare = time_bare_resnet(size, pieces[1], args.repeats)
+                versus = f"{bare / seconds:.2f} (bare: {n / bare:.1f} img/s)"
             else:
-                share = {k: "" for k in parts}
+                share, versus = {k: "" for k in parts}, ""
             print(f"| {size} | {n} | {resolve_backend(backend)} | {stage} | {seconds:.3f} | "
                   f"{n / seconds:.1f} | "
                   f"{reference / seconds:.2f} | {share['encoder']} | {share['rendering']} | "
-                  f"{share['losses']} |", flush=True)
+                  f"{share['losses']} | {versus} |", flush=True)
 
 
 if __name__ == "__main__":
