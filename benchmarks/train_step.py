@@ -56,7 +56,7 @@ def setup(size: int, identities: int, stage: str, backend: str = "auto"):
     data = tempfile.mkdtemp(prefix="jaxface-bench-")
     generate(data, identities, 2, progress=False,
              settings=SynthSettings(image_size=size, uv_size=cfg.model.uv_size))
-    batch = grouped_batches(data, identities, seed=0)[0]
+    batch = grouped_batches(data, identities, 2, seed=0)[0]
     assets = load_assets(cfg)
     net = sync_batch_norm(build_network(cfg.model, assets.sizes), AXIS)
     graphdef, params, stats = nnx.split(net, nnx.Param, nnx.BatchStat)
