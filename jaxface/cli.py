@@ -225,7 +225,7 @@ def _reconstruct(args) -> int:
 
     sequences, photos = split_inputs(args.inputs, args.frames)
     detector = landmark_backend(args.landmarks)
-    model, n = args.model, 0
+    model, n, videos = args.model, 0, None
     if sequences:
         require_ffmpeg()                   # the cheap checks first, before the model loads
         out = writable_folder(args.out)
@@ -244,7 +244,8 @@ def _reconstruct(args) -> int:
     if photos:
         report = reconstruct(model, photos, args.out, detector, args.batch_size, args.size,
                              html=args.html,
-                             min_face_score=args.min_face_score if args.all_faces else None)
+                             min_face_score=args.min_face_score if args.all_faces else None,
+                             videos=videos)
         _print_skipped(report["failed"])
         faces = sum(map(len, report["ok"].values()))
         if args.html:
@@ -253,6 +254,11 @@ def _reconstruct(args) -> int:
         print(f"reconstructed {faces} face(s) into {args.out} in {report['seconds']:.1f} s, "
               f"skipped {len(report['failed'])} (see {args.out}/report.json)")
         n += faces
+    elif args.html and sequences:          # videos only: the gallery shows their clips
+        from jaxface.infer.gallery import write_index
+
+        print(f"jaxface reconstruct: the gallery is "
+              f"{write_index(out, {'ok': {}, 'failed': {}}, 0, videos)}")
     return 0 if n else 1
 
 
@@ -539,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crop side in pixels (default 224)")
     p.add_argument("--html", action="store_true",
                    help="also write index.html: per photo the pictures and a turntable of "
-                        "the detailed shape (pre-rendered frames; opens offline)")
+                        "the detailed shape (pre-rendered frames), per video its overlay "
+                        "clip (opens offline)")
     p.add_argument("--all-faces", action="store_true",
                    help="every face of a photo, not only the best-scored one: each in its own "
                         "folder (<photo>_face2, ...) and all drawn on "

@@ -1,12 +1,13 @@
 """``jaxface reconstruct --html``: an ``index.html`` results gallery next to the per-face
 folders: per photo the input crop, the visualisation strip and a turntable of the detailed
 shape (pre-rendered frames swapped by a few lines of inline JavaScript: the page needs no
-network and no server; open it from the disk).
+network and no server; open it from the disk); per video its overlay clip and tracks.
 """
 
 from __future__ import annotations
 
 import html
+import os
 import pathlib
 
 import jax
@@ -64,6 +65,7 @@ body {{ font-family: sans-serif; margin: 1em; background: #fafafa; }}
 .face h2 {{ font-size: 1em; margin: 0 0 0.4em 0; }}
 .row {{ display: flex; gap: 0.5em; align-items: flex-end; flex-wrap: wrap; }}
 .row img {{ height: 224px; image-rendering: auto; }}
+video {{ max-height: 360px; max-width: 100%; }}
 .failed {{ color: #a00; }}
 </style></head><body>
 <h1>jaxface reconstructions</h1>
@@ -86,8 +88,11 @@ for (const img of document.querySelectorAll("img.turntable")) {{
 """
 
 
-def write_index(out_dir: pathlib.Path, report: dict, frames: int) -> pathlib.Path:
-    """``out_dir/index.html`` for a ``reconstruct`` report (its ok and failed photos)."""
+def write_index(out_dir: pathlib.Path, report: dict, frames: int,
+                videos: dict | None = None) -> pathlib.Path:
+    """``out_dir/index.html`` for a ``reconstruct`` report (its ok and failed photos) and,
+    when given, a ``reconstruct_videos`` report (each video's overlay clip, its failures)."""
+    videos = videos or {"ok": {}, "failed": {}}
     blocks = []
     faces = [(photo, pathlib.Path(f)) for photo, folders in report["ok"].items()
              for f in folders]
@@ -101,11 +106,22 @@ def write_index(out_dir: pathlib.Path, report: dict, frames: int) -> pathlib.Pat
             f'coarse shape, detail shape, overlay">'
             f'<img class="turntable" src="{frame_paths[frames // 2]}" alt="turntable" '
             f"data-frames='{_json_list(frame_paths)}'></div></div>")
+    for video, r in videos["ok"].items():
+        clip = pathlib.Path(os.path.relpath(r["overlay_video"], out_dir)).as_posix()
+        tracks = ", ".join(f"track {t}: frames {v['first']}-{v['last']}"
+                           for t, v in r["tracks"].items()) or "no face found"
+        blocks.append(
+            f'<div class="face"><h2>{html.escape(pathlib.Path(video).name)}</h2>'
+            f'<video src="{html.escape(clip)}" controls loop muted autoplay playsinline>'
+            f'</video><p>{r["frames"]} frames at {r["fps"]:g} fps; {html.escape(tracks)}'
+            f'{"; stopped early: " + html.escape(r["error"]) if "error" in r else ""}</p></div>')
+    skipped = report["failed"] | videos["failed"]
     failed = "".join(f"<li>{html.escape(pathlib.Path(p).name)}: {html.escape(why)}</li>"
-                     for p, why in report["failed"].items())
+                     for p, why in skipped.items())
     page = PAGE.format(
-        summary=f"{len(faces)} face(s) reconstructed, {len(report['failed'])} "
-                "photo(s) skipped.",
+        summary=f"{len(faces)} face(s) reconstructed"
+                + (f", {len(videos['ok'])} video(s)" if videos["ok"] else "")
+                + f", {len(skipped)} input(s) skipped.",
         faces="\n".join(blocks),
         failed=f'<h2 class="failed">Skipped</h2><ul class="failed">{failed}</ul>'
         if failed else "")

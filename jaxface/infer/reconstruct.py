@@ -257,11 +257,12 @@ def reconstruct(model_dir: str | os.PathLike | LoadedModel, inputs, out_dir: str
                 detector,
                 batch_size: int = 8, size: int = 224, progress: bool = True,
                 html: bool = False, turntable_frames: int = 12,
-                min_face_score: float | None = None) -> dict:
+                min_face_score: float | None = None, videos: dict | None = None) -> dict:
     """Reconstructs every photo of ``inputs`` into ``out_dir``; returns the report
     ({"ok": {photo: [face folder, ...]}, "failed": {photo: reason}, "load_seconds": ...,
     "seconds": ...: the whole command, the model's load included}). ``html``: also each
-    face's turntable frames and ``index.html`` (:mod:`jaxface.infer.gallery`).
+    face's turntable frames and ``index.html`` (:mod:`jaxface.infer.gallery`; ``videos``: a
+    :func:`~jaxface.infer.video.reconstruct_videos` report shown there too).
     ``min_face_score``: also every other face the detector scores at least this (dlib's HOG
     score; its false detections on face-like patches score lower than real faces), each in
     its own folder; None: the best face of each photo only. ``model_dir``: a model folder,
@@ -289,7 +290,7 @@ def reconstruct(model_dir: str | os.PathLike | LoadedModel, inputs, out_dir: str
             write_turntables(turntable, folders, out)
     bar.close()
     if html:
-        write_index(out_dir, report, turntable_frames)
+        write_index(out_dir, report, turntable_frames, videos)
     report["seconds"] = round(time.perf_counter() - start, 3)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report

@@ -116,17 +116,26 @@ def clip(sample_photos, tmp_path_factory):
     return root, frames
 
 
-def test_a_video_is_tracked_smoothed_and_drawn(tiny_model, clip, tmp_path, capsys):
+def test_a_video_is_tracked_smoothed_and_drawn(tiny_model, clip, sample_photos, tmp_path,
+                                               capsys):
     pytest.importorskip("dlib", reason="the dlib landmark backend is in the face extra")
     import imageio_ffmpeg
 
     root, frames = clip
     out = tmp_path / "out"
     assert main(["reconstruct", "--model", str(tiny_model), str(root / "pan.mp4"),
-                 str(root / "broken.mp4"), "--out", str(out), "--size", str(SIZE),
-                 "--batch-size", "4", "--smooth", "3"]) == 0
+                 str(root / "broken.mp4"), str(sample_photos / "astronaut.png"), "--out",
+                 str(out), "--size", str(SIZE), "--batch-size", "4", "--smooth", "3",
+                 "--html"]) == 0
     printed = capsys.readouterr()
     assert "pan_overlay.mp4" in printed.out and "broken.mp4" in printed.err
+    # One gallery for the photo and the video: the photo's turntable, the video's clip (a
+    # path relative to the page), the unreadable video among the skipped inputs.
+    page = (out / "index.html").read_text()
+    assert '<video src="pan/pan_overlay.mp4"' in page and "astronaut" in page
+    assert f"track 0: frames 0-{FRAMES - 1}" in page
+    assert "broken.mp4" in page.split("Skipped")[1]
+    assert "1 face(s) reconstructed, 1 video(s), 1 input(s) skipped" in page
     report = json.loads((out / "pan" / "report.json").read_text())
     assert report["frames"] == FRAMES and report["fps"] == pytest.approx(FPS)
     assert report["tracks"] == {"0": {"frames": FRAMES, "first": 0, "last": FRAMES - 1}}
