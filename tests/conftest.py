@@ -11,6 +11,17 @@ import pytest
 
 from jaxface import flame
 
+XLA_CACHE = pytest.StashKey[str]()
+
+
+def pytest_unconfigure(config):
+    """The session's compilation cache goes with the session (they were left behind: a
+    day of seed sweeps filled /tmp with tens of GB of them)."""
+    import shutil
+
+    if XLA_CACHE in config.stash:
+        shutil.rmtree(config.stash[XLA_CACHE], ignore_errors=True)
+
 
 def pytest_configure(config):
     """One persistent XLA compilation cache per test session: tests that build the same
@@ -19,6 +30,7 @@ def pytest_configure(config):
     import tempfile
 
     cache = tempfile.mkdtemp(prefix="jaxface-xla-cache-")
+    config.stash[XLA_CACHE] = cache
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -55,8 +55,11 @@ def test_stage_optimizer_moves_only_its_groups(rng):
 @pytest.mark.slow
 @pytest.mark.parametrize("photometric", [False, True])
 def test_each_image_is_fitted_as_if_alone(photometric, rng, tmp_path):
-    """The gradient of a batch's objective for image i is its own objective's gradient over
-    the batch size: the images do not interact (the regulariser is per image too)."""
+    """The images of a batch do not interact (the regulariser is per image too): image 0's
+    gradient is the same whatever image 1 is. With landmarks only it is also its own
+    objective's gradient over the batch size. (With the render, a batch of one is another
+    compiled program: its float32 rounding can give a pixel on a shared edge to the other
+    triangle, seed 3436369504, so only the same program is compared exactly.)"""
     from jaxface.data.pipeline import eval_batches
     from jaxface.data.synthetic import SynthSettings, generate
     from jaxface.geometry.framing import frame_batch
@@ -69,17 +72,31 @@ def test_each_image_is_fitted_as_if_alone(photometric, rng, tmp_path):
                         64, cfg.data.crop_scale)
     batch = {k: batch[k] for k in ("image", "landmarks", "mask")}
     p = _random_params(rng, 2, assets.sizes)
+    # Image 1 replaced: another face (the first mirrored, its landmarks mirrored) and other
+    # parameters.
+    other = {"image": batch["image"][:, :, ::-1], "mask": batch["mask"][:, :, ::-1],
+             "landmarks": batch["landmarks"].at[..., 0].set(63.0 - batch["landmarks"][..., 0])}
+    swapped = {k: v.at[1].set(other[k][0]) for k, v in batch.items()}
+    q = {k: v.at[1].set(w[0]) for (k, v), w in zip(p.items(),
+                                                   _random_params(rng, 1, assets.sizes).values(),
+                                                   strict=True)}
 
+    @jax.jit
     def grad(p, b):
         return jax.grad(lambda q: fit_loss(q, b, assets, cfg, photometric)[0])(p)
 
-    both = grad(p, batch)
-    for i in range(2):
-        one = slice(i, i + 1)
-        alone = grad({k: v[one] for k, v in p.items()}, {k: v[one] for k, v in batch.items()})
-        for g in PARAM_GROUPS:
-            np.testing.assert_allclose(np.asarray(both[g][i]), np.asarray(alone[g][0]) / 2,
-                                       rtol=2e-3, atol=1e-6 * float(np.abs(alone[g]).max()))
+    first, second = grad(p, batch), grad(q, swapped)
+    for g in PARAM_GROUPS:
+        np.testing.assert_allclose(np.asarray(first[g][0]), np.asarray(second[g][0]),
+                                   rtol=1e-5, atol=1e-7 * float(np.abs(first[g][0]).max()))
+    assert not all(np.allclose(first[g][1], second[g][1]) for g in PARAM_GROUPS)  # 1 changed
+    if not photometric:
+        for i in range(2):
+            one = slice(i, i + 1)
+            alone = grad({k: v[one] for k, v in p.items()}, {k: v[one] for k, v in batch.items()})
+            for g in PARAM_GROUPS:
+                np.testing.assert_allclose(np.asarray(first[g][i]), np.asarray(alone[g][0]) / 2,
+                                           rtol=2e-3, atol=1e-6 * float(np.abs(alone[g]).max()))
 
 
 def test_fit_data_writes_scores_and_lowers_the_landmark_error(tmp_path):
