@@ -90,4 +90,9 @@ def test_gradient_matches_finite_differences(rng, x64, loss):
         eps = 1e-6
         fd = (loss(args[0], args[1] + eps * d, args[2])
               - loss(args[0], args[1] - eps * d, args[2])) / (2 * eps)
-        np.testing.assert_allclose(float(jnp.sum(grad * d)), float(fd), rtol=1e-6, atol=1e-10)
+        # The directional derivative is a sum of terms of both signs and can cancel to far
+        # below its terms (seed 4017115298: 8.7e-6 from terms ~1e-3), so the error is judged
+        # against the terms' scale, where the difference quotient's rounding lives.
+        scale = float(jnp.sum(jnp.abs(grad * d)))
+        np.testing.assert_allclose(float(jnp.sum(grad * d)), float(fd), rtol=1e-6,
+                                   atol=1e-8 * scale)
