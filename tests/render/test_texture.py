@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jaxface.render import texture
+from tests.finite_differences import assert_directional_derivative
 
 
 def _reference(tex, uv, mode, boundary):
@@ -62,16 +63,13 @@ def test_linear_texture_gradients(rng, x64, arg):
 
     grad = np.asarray(jax.grad(loss, argnums=arg)(tex, uv))
     x0 = (tex, uv)[arg]
-    d = rng.normal(size=x0.shape)
-    eps = 1e-7
 
     def at(x):
         args = [tex, uv]
         args[arg] = x
         return loss(*args)
 
-    fd = (at(x0 + eps * d) - at(x0 - eps * d)) / (2 * eps)
-    np.testing.assert_allclose(np.sum(grad * d), float(fd), rtol=1e-6)
+    assert_directional_derivative(at, x0, grad, rng.normal(size=x0.shape), eps=1e-7)
 
 
 def test_bad_modes():

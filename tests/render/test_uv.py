@@ -11,6 +11,7 @@ from jaxface.render.uv import (
     uv_rasterize,
     world2uv,
 )
+from tests.finite_differences import assert_directional_derivative
 
 
 def _texel_centres(size):
@@ -133,11 +134,7 @@ def test_displacement_normals_gradient_matches_finite_differences(rng, x64):
 
     grad = jax.grad(loss)(disp)
     for _ in range(3):
-        direction = jnp.asarray(rng.normal(size=disp.shape))
-        eps = 1e-6
-        fd = (loss(disp + eps * direction) - loss(disp - eps * direction)) / (2 * eps)
-        np.testing.assert_allclose(float(jnp.sum(grad * direction)), float(fd), rtol=1e-6,
-                                   atol=1e-9)
+        assert_directional_derivative(loss, disp, grad, rng.normal(size=disp.shape), eps=1e-6)
 
 
 def test_uv_orientation_of_a_mirrored_layout(model):

@@ -38,16 +38,21 @@ def _args(data, steps):
             "--config.train.checkpoint_every=2", "--config.train.log_every=1"]
 
 
-def _log(workdir):
-    """The last logged train metrics of each step (a resumed run logs the steps after its
-    checkpoint again)."""
+def _log_rows(workdir):
+    """The run's logged rows (metrics.jsonl), in order."""
     rows = []
     for line in (workdir / "metrics.jsonl").read_text().splitlines():
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:   # the line a running (or killed) writer had not ended
             continue
-    return {r["step"]: r for r in rows if r["kind"] == "train"}
+    return rows
+
+
+def _log(workdir):
+    """The last logged train metrics of each step (a resumed run logs the steps after its
+    checkpoint again)."""
+    return {r["step"]: r for r in _log_rows(workdir) if r["kind"] == "train"}
 
 
 @pytest.mark.slow
@@ -175,7 +180,7 @@ def test_non_finite_steps_in_a_row_stop_the_run_with_the_last_checkpoint_intact(
     assert step == 2
     jax.tree.map(np.testing.assert_array_equal, (params, stats),
                  (fresh.params, fresh.batch_stats))
-    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = _log_rows(tmp_path / "run")
     assert [r["finite"] for r in rows if r["kind"] == "train"] == [0.0, 0.0, 0.0]
 
 
@@ -297,6 +302,3 @@ def test_the_train_step_and_the_eval_are_traced_once(tmp_path, monkeypatch):
     assert [r["step"] for r in evals] == [0, 2, 3]
     assert traced == {"objective": 1, "eval": 1, "preview": 1}
 
-
-def _log_rows(workdir):
-    return [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
