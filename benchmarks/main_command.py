@@ -32,9 +32,9 @@ def run(command: list[str], cwd: pathlib.Path, env: dict) -> tuple[float, float,
                              stderr=subprocess.STDOUT, text=True)
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        sys.exit(f"{' '.join(command)} failed ({child.returncode}):\n{output[-3000:]}")
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        sys.exit(f"{' '.join(command)} failed ({code}):\n{output[-3000:]}")
     return time.perf_counter() - start, usage.ru_maxrss / 2**20, output
 
 

@@ -11,16 +11,17 @@ Prints one table (docs/results.md, section 2).
 """
 
 import argparse
+import itertools
 import pathlib
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from jaxface.data.pipeline import batch_iterator, eval_batches, grouped_batches
 from jaxface.export.model_dir import load_run
 from jaxface.reconstruction.predict import predict_params
+from jaxface.train.periodic import mean_errors
 from jaxface.train.step import make_eval_step, prepare_batch, train_keys
 
 METRICS = ("landmark_px", "mesh_sim_mm", "shape_sim_mm")
@@ -55,18 +56,6 @@ def precise_statistics(graphdef, params, batch_stats, batches, cfg, sizes, seed:
     return jax.tree.map(lambda t: t / count, total)
 
 
-def mean_metrics(eval_step, params, batch_stats, batches, limit: int | None = None) -> dict:
-    rows = {k: [] for k in METRICS}
-    for i, batch in enumerate(batches):
-        if limit is not None and i == limit:
-            break
-        out = jax.device_get(eval_step(params, batch_stats,
-                                       {k: jnp.asarray(v) for k, v in batch.items()}))
-        for k in METRICS:
-            rows[k].append(np.asarray(out[k]))
-    return {k: float(np.mean(np.concatenate(v))) for k, v in rows.items()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=pathlib.Path, required=True)
@@ -79,15 +68,15 @@ def main() -> None:
     data = str(cfg.data.dir).split(",")[0]
     eval_step = make_eval_step(graphdef, assets, cfg)
     ids, k = cfg.data.identities_per_batch, cfg.data.images_per_identity
-    held_out = mean_metrics(eval_step, params, stats, batch_iterator(eval_batches(data, ids, k)))
+    held_out = mean_errors(eval_step, params, stats, batch_iterator(eval_batches(data, ids, k)))
     train, keys = batch_iterator(grouped_batches([data], ids, k, seed=123)), train_keys(cfg)
     first = [next(train) for _ in range(args.batches)]
     first = [{key: batch[key] for key in keys} for batch in first]
     precise = precise_statistics(graphdef, params, stats, first, cfg, assets.sizes)
-    held_out_precise = mean_metrics(eval_step, params, precise,
-                                    batch_iterator(eval_batches(data, ids, k)))
-    on_train = mean_metrics(eval_step, params, stats,
-                            batch_iterator(eval_batches(data, args.train_images, 1, "train")), 1)
+    held_out_precise = mean_errors(eval_step, params, precise,
+                                   batch_iterator(eval_batches(data, ids, k)))
+    on_train = mean_errors(eval_step, params, stats, itertools.islice(
+        batch_iterator(eval_batches(data, args.train_images, 1, "train")), 1))
     print(f"{args.run} (step {step}), evaluated in inference mode on DECA's test crop")
     print("| images | BatchNorm statistics | " + " | ".join(METRICS) + " |")
     print("|---|---|" + "---:|" * len(METRICS))

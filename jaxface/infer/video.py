@@ -377,10 +377,16 @@ def draw_tracks(model: LoadedModel, frames: Frames, tracks: dict, size: int,
     return landmarks
 
 
+def _even_size(h: int, w: int) -> tuple[int, int]:
+    """H.264's 4:2:0 needs even sides: an odd side gains one row / column."""
+    return h + h % 2, w + w % 2
+
+
 def _even(rgb: np.ndarray) -> np.ndarray:
-    """H.264's 4:2:0 needs even sides: the last row / column repeated where odd."""
+    """A frame padded to :func:`_even_size`, the last row / column repeated."""
     h, w = rgb.shape[:2]
-    return np.ascontiguousarray(np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge"))
+    eh, ew = _even_size(h, w)
+    return np.ascontiguousarray(np.pad(rgb, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge"))
 
 
 def reconstruct_sequence(model: LoadedModel, frames: Frames, name: str,
@@ -412,7 +418,7 @@ def reconstruct_sequence(model: LoadedModel, frames: Frames, name: str,
                 t[k] = smooth_over_time(t[k].reshape(len(t[k]), -1), t["frame"],
                                         smooth).reshape(t[k].shape)
     video = out_dir / f"{name}_overlay.mp4"
-    h, w = (side + side % 2 for side in counts["size"])      # _even's padding
+    h, w = _even_size(*counts["size"])
     writer = ffmpeg.write_frames(str(video), (w, h), fps=frames.fps, codec="libx264",
                                  macro_block_size=1, ffmpeg_log_level="error")
     writer.send(None)
