@@ -66,11 +66,10 @@ def test_config_trains_two_steps(name, data, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in EXPERIMENTS if _is_detail(n)])
-def test_detail_config_trains_two_steps(name, data, tmp_path, rng):
-    """The detail stages start from a coarse run's E_c, with planted VGG19 weights (the one
-    thing these tests draw at random)."""
+def test_detail_config_trains_two_steps(name, data, tmp_path):
+    """The detail stages start from a coarse run's E_c, with planted VGG19 weights."""
     _small("coarse", data, tmp_path / "coarse")   # its E_c, same network
     _check_objective(*_small(name, data, tmp_path / "run",
                              f"--config.train.init_from={tmp_path / 'coarse'}",
                              "--config.perceptual.vgg19_path="
-                             f"{_planted_vgg19(tmp_path / 'vgg.npz', rng)}"))
+                             f"{_planted_vgg19(tmp_path / 'vgg.npz')}"))
