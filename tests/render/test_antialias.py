@@ -100,14 +100,25 @@ def test_position_gradient_matches_finite_differences(rng, x64):
     p0 = jnp.asarray(pos)
     grad = np.asarray(jax.grad(lambda p: jnp.sum(per_pixel(p)))(p0))
     assert np.count_nonzero(np.any(grad != 0, -1)) > 10
-    eps = 1e-7
     for _ in range(3):
         d = rng.normal(size=pos.shape)
-        fd = np.sum(per_pixel(p0 + eps * d) - per_pixel(p0 - eps * d)) / (2 * eps)
         _, terms = jax.jvp(per_pixel, (p0,), (jnp.asarray(d),))
+        terms = np.asarray(terms)
+        np.testing.assert_allclose(np.sum(grad * d), terms.sum(), rtol=1e-10, atol=1e-10)
+        # A pixel whose pair decision flips within eps of p0 jumps by a tiny amount (the blend
+        # is ~0 where the decision sits), which the difference quotient divides by 2 eps
+        # (seed 3634001560: 1.7e-7 / 2e-7 at one pixel). Such pixels are found by their
+        # quotients at two step sizes disagreeing, and left out; they must be rare.
+        fd, fd_small = ((np.asarray(per_pixel(p0 + eps * d)) - np.asarray(per_pixel(p0 - eps * d)))
+                        / (2 * eps) for eps in (1e-7, 1e-8))
+        smooth = np.abs(fd - fd_small) <= 1e-6 * (1 + np.abs(fd))
+        active = np.count_nonzero(terms)
+        assert np.count_nonzero(~smooth) <= max(2, 0.02 * active), (np.count_nonzero(~smooth),
+                                                                    active)
         # nvdiffrast's 1e-3 px regulariser biases each pair's term by ~1e-3 / (edge extent).
-        scale = float(jnp.sum(jnp.abs(terms)))
-        assert abs(np.sum(grad * d) - fd) <= 2e-3 * scale, (np.sum(grad * d), fd, scale)
+        scale = np.abs(terms[smooth]).sum()
+        assert abs(terms[smooth].sum() - fd[smooth].sum()) <= 2e-3 * scale, (
+            terms[smooth].sum(), fd[smooth].sum(), scale)
 
 
 def _strip(rng, vertical):
