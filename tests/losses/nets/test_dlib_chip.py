@@ -44,7 +44,8 @@ def _chip(image, points_dlib, dtype):
 
 def _assert_dlib_truncates(got, dlib_chip):
     """dlib truncates its interpolated value to uint8: ours minus dlib's lies in [0, 1), up to
-    dlib's own rounding (below 5e-4 levels over 200 random similarities in float64)."""
+    dlib's own rounding (below 5e-4 levels in float64, over 100 random similarities of each
+    photo)."""
     diff = got - dlib_chip
     assert -0.01 <= diff.min() and diff.max() <= 1.01, (diff.min(), diff.max())
 
