@@ -652,6 +652,20 @@ def use_compilation_cache() -> None:
     # a rerun builds them in 5 s. Least recently used entries go beyond 2 GB.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_compilation_cache_max_size", 2 * 2**30)
+    stamp_unbounded_cache_entries(base / "jaxface" / "xla")
+
+
+def stamp_unbounded_cache_entries(cache_dir: pathlib.Path) -> None:
+    """Gives each entry of ``cache_dir`` that has no access-time stamp one (its file's
+    modification time). A cache filled without a size bound (before jaxface set one, or
+    without ``filelock``) has none, and JAX's bounded cache then fails every write with a
+    FileNotFoundError warning while it looks for the entries' stamps to evict the oldest."""
+    if not cache_dir.is_dir():
+        return
+    for entry in cache_dir.glob("*-cache"):
+        stamp = entry.with_name(entry.name[:-len("-cache")] + "-atime")
+        if not stamp.exists():
+            stamp.write_bytes(entry.stat().st_mtime_ns.to_bytes(8, "little"))
 
 
 def main(argv: list[str] | None = None) -> int:

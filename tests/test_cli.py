@@ -203,3 +203,20 @@ def test_the_cli_keeps_a_persistent_compilation_cache(tmp_path):
                          env=env | {"JAX_COMPILATION_CACHE_DIR": mine},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == mine
+
+
+def test_cache_entries_of_an_unbounded_cache_get_access_stamps(tmp_path):
+    """JAX's bounded cache reads every entry's "-atime" stamp to evict; entries written
+    without a bound have none, which made every later write warn FileNotFoundError."""
+    import jax._src.lru_cache as lru
+
+    from jaxface.cli import stamp_unbounded_cache_entries
+
+    unbounded = lru.LRUCache(str(tmp_path), max_size=-1)
+    unbounded.put("old", b"x" * 100)
+    assert not (tmp_path / "old-atime").exists()
+    stamp_unbounded_cache_entries(tmp_path)
+    bounded = lru.LRUCache(str(tmp_path), max_size=150)
+    bounded.put("new", b"y" * 100)      # evicts "old" by its stamp instead of failing
+    assert bounded.get("new") == b"y" * 100 and bounded.get("old") is None
+    stamp_unbounded_cache_entries(tmp_path / "absent")   # no cache yet: nothing to do
