@@ -40,6 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim = ml_collections.ConfigDict()
     c.optim.name = "adam"             # the paper's optimiser ("sgd" also available)
     c.optim.lr = 1e-4                 # the paper's learning rate
+    c.optim.schedule = "constant"     # the paper's; "cosine": decays to 0 at train.steps
     c.train = ml_collections.ConfigDict()
     c.train.stage = "coarse"          # "pretrain" (landmarks only) / "coarse": E_c;
     #                                   "detail": E_d + F_d with E_c frozen

@@ -13,7 +13,12 @@ DECA's L_sc (the whole coarse loss again with beta swapped inside identity group
 Without ``--run``: the untrained network (the mean face). The network runs in inference mode
 (running BatchNorm statistics) on training crops (``data.augment``). ``--aligned``: every
 group but the shape at the truth (the camera fitted to the true face's landmarks), so the
-pull on the network's β is measured with render and photo aligned.
+pull on the network's β is measured with render and photo aligned. ``--rotation-error-deg
+D`` (with ``--aligned``): the head's rotation off by D degrees about a random axis per image,
+the camera fitted to that rotated face — how much misalignment the pull survives:
+
+    for d in 0 2 5 10 20; do python scripts/shape_gradient_probe.py \
+        --config=configs/learning.py --run runs/learn_full --aligned --rotation-error-deg $d; done
 """
 
 import argparse
@@ -24,20 +29,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from scipy.spatial.transform import Rotation
 
 from jaxface.configs import load_config
 from jaxface.data.pipeline import grouped_batches
+from jaxface.export.model_dir import load_run
 from jaxface.losses.regularization import swap_within_groups
 from jaxface.models import build_network
 from jaxface.models.params import code_of_camera, code_of_light
 from jaxface.reconstruction.assets import jit_with_assets, load_assets
 from jaxface.reconstruction.predict import coarse_geometry, predict_params
 from jaxface.render import project_landmarks
-from jaxface.train.checkpoint import restore_state
 from jaxface.train.step import (
     TRAIN_KEYS,
     FrozenNets,
-    abstract_state,
     coarse_loss_of,
     prepare_batch,
 )
@@ -86,6 +91,17 @@ def aligned_to_truth(p: dict, batch: dict, assets, cfg) -> dict:
     return p | truth
 
 
+def rotated_heads(pose_Bx15: np.ndarray, degrees: float, seed: int) -> np.ndarray:
+    """``pose`` with each head's global rotation composed with one of ``degrees`` about a
+    random axis."""
+    axes = np.random.default_rng(seed).normal(size=(len(pose_Bx15), 3))
+    error = Rotation.from_rotvec(axes / np.linalg.norm(axes, axis=-1, keepdims=True)
+                                 * np.deg2rad(degrees))
+    out = np.array(pose_Bx15)
+    out[:, :3] = (error * Rotation.from_rotvec(pose_Bx15[:, :3])).as_rotvec()
+    return out
+
+
 def probe(graphdef, params, stats, batch, assets, cfg, group_size: int,
           aligned: bool = False) -> dict:
     """-> (per term: (cosine of -gradient with beta_true - beta per image, |gradient| per
@@ -94,6 +110,8 @@ def probe(graphdef, params, stats, batch, assets, cfg, group_size: int,
     p = jax.lax.stop_gradient(p)
     if aligned:
         p = aligned_to_truth(p, batch, assets, cfg)
+    geo = coarse_geometry(p, assets, cfg)
+    landmark_px = jnp.linalg.norm(geo["landmarks"] - batch["landmarks"], axis=-1).mean(-1)
     grads = jax.jacrev(weighted_terms)(p["shape"], p, batch, assets, cfg, group_size)
     to_truth = batch["shape"][:, :p["shape"].shape[1]] - p["shape"]
 
@@ -110,6 +128,7 @@ def probe(graphdef, params, stats, batch, assets, cfg, group_size: int,
     groups = p["shape"].reshape(-1, group_size, p["shape"].shape[1])
     sizes["|beta - identity mean|"] = jnp.linalg.norm(
         groups - groups.mean(1, keepdims=True), axis=-1).reshape(-1)
+    sizes["landmark px"] = landmark_px
     sizes["beta"] = p["shape"]
     return {k: (cosine(g), jnp.linalg.norm(g, axis=-1)) for k, g in grads.items()}, sizes
 
@@ -123,24 +142,32 @@ def main() -> None:
                         help="every group but the shape at the truth (camera fitted to the "
                              "true face's landmarks): the objective's pull on the network's "
                              "shape when render and photo are aligned")
+    parser.add_argument("--rotation-error-deg", type=float, default=0.0,
+                        help="with --aligned: each head's rotation off by this angle about a "
+                             "random axis")
     args, config_args = parser.parse_known_args()
+    if args.rotation_error_deg and not args.aligned:
+        parser.error("--rotation-error-deg needs --aligned")
     cfg = load_config(config_args)
     assets = load_assets(cfg)
     graphdef, params, stats = nnx.split(build_network(cfg.model, assets.sizes, cfg.train.seed),
                                         nnx.Param, nnx.BatchStat)
     if args.run:
-        stage = json.loads((pathlib.Path(args.run) / "config.json").read_text())["train"]["stage"]
-        state = restore_state(args.run, abstract_state(params, stats, cfg, stage))
-        params, stats = state.params, state.batch_stats
-        print(f"{args.run}: step {int(state.step)}")
+        _, _, _, params, stats, step, _ = load_run(args.run, "last")
+        print(f"{args.run}: step {step}")
     group_size = cfg.data.images_per_identity
     data = grouped_batches(cfg.data.dir, cfg.data.identities_per_batch, group_size,
                            cfg.train.seed)
     run_probe = jit_with_assets(lambda params, stats, batch, assets: probe(
         graphdef, params, stats, prepare_batch(batch, jax.random.key(0), 0, cfg), assets,
         cfg, group_size, args.aligned), assets)
-    results = [jax.device_get(run_probe(params, stats, {k: jnp.asarray(data[i][k]) for k in
-                                                         (*TRAIN_KEYS, *TRUTH_KEYS)}))
+    def probed_batch(i):
+        batch = {k: data[i][k] for k in (*TRAIN_KEYS, *TRUTH_KEYS)}
+        if args.rotation_error_deg:
+            batch["pose"] = rotated_heads(batch["pose"], args.rotation_error_deg, seed=i)
+        return {k: jnp.asarray(v) for k, v in batch.items()}
+
+    results = [jax.device_get(run_probe(params, stats, probed_batch(i)))
                for i in range(args.batches)]
     rows = {k: {"cos": np.concatenate([r[0][k][0] for r in results]),
                 "norm": np.concatenate([r[0][k][1] for r in results])} for k in results[0][0]}

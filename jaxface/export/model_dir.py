@@ -25,7 +25,7 @@ from jaxface.reconstruction.model_folder import (
     read_config,
 )
 from jaxface.train.checkpoint import best_variables, restore_state
-from jaxface.train.step import abstract_state
+from jaxface.train.step import abstract_state, with_optimiser_of
 
 
 def load_run(workdir: str | os.PathLike, which: str = "best"):
@@ -34,6 +34,7 @@ def load_run(workdir: str | os.PathLike, which: str = "best"):
     checkpoint, or the last when the run has no best) or "last"."""
     workdir = pathlib.Path(workdir)
     cfg = read_config(workdir / CONFIG)
+    cfg = with_optimiser_of(cfg, cfg.optim)
     assets = load_assets(cfg)
     graphdef, params, stats = abstract_network(cfg, assets)
     like = abstract_state(params, stats, cfg)

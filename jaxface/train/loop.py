@@ -42,6 +42,7 @@ from jaxface.train.step import (
     replicate,
     shard_batch,
     train_keys,
+    with_optimiser_of,
 )
 
 
@@ -114,7 +115,8 @@ def _initial_state(cfg, workdir, checkpoints, params, stats):
         source = pathlib.Path(cfg.train.init_from)
         source_cfg = json.loads((source / "config.json").read_text())
         source_stage = source_cfg["train"]["stage"]
-        restored = restore_state(source, abstract_state(params, stats, cfg, source_stage))
+        restored = restore_state(source, abstract_state(
+            params, stats, with_optimiser_of(cfg, source_cfg["optim"]), source_stage))
         return (state._replace(params=restored.params, batch_stats=restored.batch_stats),
                 f"starting from {source} (step {int(restored.step)}, {source_stage} stage)")
     if cfg.train.stage == "detail":

@@ -14,6 +14,7 @@ BatchNorm in inference mode, no gradient).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import jax
@@ -192,12 +193,39 @@ def prepare_batch(batch: dict, key: jax.Array, first_index: jax.Array, cfg) -> d
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(cfg) -> float | optax.Schedule:
+    """``optim.lr``, constant (the paper's), or with ``optim.schedule="cosine"`` decayed
+    along a half cosine from ``optim.lr`` at step 0 to 0 at ``train.steps`` (counted by the
+    optimiser from the start of this run's own state: a run started from ``init_from``
+    begins its schedule afresh)."""
+    if cfg.optim.schedule not in LR_SCHEDULES:
+        raise ValueError(f"optim.schedule must be one of {LR_SCHEDULES}, got "
+                         f"{cfg.optim.schedule!r}")
+    if cfg.optim.schedule == "constant":
+        return cfg.optim.lr
+    return optax.cosine_decay_schedule(cfg.optim.lr, max(int(cfg.train.steps), 1))
+
+
+def with_optimiser_of(cfg, saved_optim: Mapping):
+    """A copy of ``cfg`` with the optimiser of a saved run's config (``optim``): what that
+    run's checkpointed optimiser state is shaped by. Runs saved before ``optim.schedule``
+    existed had a constant learning rate."""
+    cfg = cfg.copy_and_resolve_references()
+    with cfg.unlocked():
+        cfg.optim.name = saved_optim["name"]
+        cfg.optim.schedule = saved_optim.get("schedule", "constant")
+    return cfg
+
+
 def make_optimizer(cfg) -> optax.GradientTransformation:
-    """``optim.name`` ("adam": the paper's; "sgd") at ``optim.lr``."""
+    """``optim.name`` ("adam": the paper's; "sgd") at :func:`learning_rate`."""
     if cfg.optim.name not in OPTIMIZERS:
         raise ValueError(f"optim.name must be one of {sorted(OPTIMIZERS)}, got "
                          f"{cfg.optim.name!r}")
-    return OPTIMIZERS[cfg.optim.name](cfg.optim.lr)
+    return OPTIMIZERS[cfg.optim.name](learning_rate(cfg))
 
 
 def data_mesh(devices=None) -> jax.sharding.Mesh:

@@ -219,10 +219,11 @@ def test_pretrain_coarse_detail_chain(data, tmp_path):
     assert pre["step"] == 2 and {"landmark", "eye", "reg"} <= set(pre)
     assert not {"pixel", "mask", "scl", "shape_consistency"} & set(pre)
     pretrained = restore_state(pre_dir, None)
-    # Another seed: from scratch this run's E_c would start elsewhere.
+    # Another seed: from scratch this run's E_c would start elsewhere. Another learning-rate
+    # schedule: the pretraining's optimiser state (constant) is not this run's (cosine).
     out = train_and_evaluate(load_config(_args(data, 2) + [
-        f"--config.train.init_from={pre_dir}", "--config.train.seed=1"]), coarse_dir,
-        progress=False)
+        f"--config.train.init_from={pre_dir}", "--config.train.seed=1",
+        "--config.optim.schedule=cosine"]), coarse_dir, progress=False)
     assert out["step"] == 2 and {"pixel", "shape_consistency"} <= set(out)
     coarse = restore_state(coarse_dir, None)
     # Started from the pretrained E_c: two Adam steps move each weight by at most ~2 lr.

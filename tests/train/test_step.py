@@ -22,7 +22,9 @@ from jaxface.train.step import (
     FrozenNets,
     data_mesh,
     init_state,
+    learning_rate,
     make_eval_step,
+    make_optimizer,
     make_train_step,
     shard_batch,
 )
@@ -253,3 +255,47 @@ def test_backend_jax_never_reaches_the_ffi_path(setup, monkeypatch):
     jax.eval_shape(inference_function(model), flatten_variables(plain[1], plain[2]),
                    face_model_arrays(assets), crops["image"], crops["landmarks"],
                    crops["mask"])
+
+
+def test_cosine_schedule_is_a_half_cosine_from_lr_to_zero_over_the_run():
+    import optax
+
+    steps, lr = 40, 3e-4
+    cfg = small_config("--config.optim.schedule=cosine", f"--config.optim.lr={lr}",
+                       f"--config.train.steps={steps}")
+    schedule = learning_rate(cfg)
+    for t in (0, 7, 20, 33, 40):
+        np.testing.assert_allclose(float(schedule(t)), lr * 0.5 * (1 + np.cos(np.pi * t / steps)),
+                                   rtol=1e-5, atol=1e-12)
+    # SGD on a linear loss moves a weight by exactly the step's learning rate.
+    cfg.optim.name = "sgd"
+    optimizer, w = make_optimizer(cfg), jnp.zeros(())
+    state = optimizer.init(w)
+    for t in range(3):
+        updates, state = optimizer.update(jnp.ones(()), state, w)
+        w_next = optax.apply_updates(w, updates)
+        np.testing.assert_allclose(float(w - w_next), float(schedule(t)), rtol=1e-5)
+        w = w_next
+    assert learning_rate(small_config()) == 1e-4          # the paper's: constant
+    cfg.optim.schedule = "linear"
+    with pytest.raises(ValueError, match="optim.schedule must be one of"):
+        learning_rate(cfg)
+
+
+def test_a_saved_runs_optimiser_shapes_the_state_it_is_restored_into():
+    """init_from and load_run restore another config's optimiser state: its structure is the
+    saved run's (a run saved before optim.schedule existed had a constant learning rate)."""
+    from jaxface.train.step import abstract_state, with_optimiser_of
+
+    params = {"coarse": {"w": jnp.zeros((3,))}}
+    cosine = small_config("--config.optim.schedule=cosine")
+    constant = small_config()
+
+    def structure(cfg):
+        return jax.tree.structure(abstract_state(params, {}, cfg))
+
+    assert structure(cosine) != structure(constant)
+    old_run = {"name": "adam", "lr": 1e-4}                   # saved without a schedule
+    assert structure(with_optimiser_of(cosine, old_run)) == structure(constant)
+    assert structure(with_optimiser_of(constant, cosine.optim)) == structure(cosine)
+    assert cosine.optim.schedule == "cosine"                 # a copy: the run's own stays
