@@ -3,9 +3,13 @@ statistics? Evaluates a run's last checkpoint, as `jaxface train`'s eval does (i
 mode, DECA's test crop), on the held-out split with the run's running statistics, on the
 same held-out split with *precise* statistics (the plain average of ``--batches`` training
 batches' statistics, train-mode forward on DECA's training crops, instead of the running
-average that lags the weights), and on training images.
+average that lags the weights), and on training images. ``--crop-scales``: the held-out
+split again framed at each of these test-crop scales (DECA's 1.375 lies below its training
+crops' 1.4-1.8).
 
     python scripts/underfit_probe.py --run runs/learn_pretrain_base_big --batches 50
+    python scripts/underfit_probe.py --run runs/learn_pretrain_base_big_cos --batches 1 \
+        --crop-scales 1.375 1.6 1.8
 
 Prints one table (docs/results.md, section 2).
 """
@@ -63,6 +67,9 @@ def main() -> None:
                         help="training batches averaged into the precise statistics")
     parser.add_argument("--train-images", type=int, default=128,
                         help="training images evaluated (one per identity, in order)")
+    parser.add_argument("--crop-scales", type=float, nargs="*", default=(),
+                        help="also evaluate the held-out split framed at these test-crop "
+                             "scales (x the landmarks' mean extent)")
     args = parser.parse_args()
     cfg, assets, graphdef, params, stats, step, _ = load_run(args.run, "last")
     data = str(cfg.data.dir).split(",")[0]
@@ -86,6 +93,14 @@ def main() -> None:
                            (f"training ({args.train_images}, one per identity)",
                             "the run's running average", on_train)):
         print(f"| {name} | {how} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
+    if args.crop_scales:
+        print("\n| held-out, test crop scale | " + " | ".join(METRICS) + " |")
+        print("|---|" + "---:|" * len(METRICS))
+    for scale in args.crop_scales:
+        cfg.data.crop_scale = scale
+        row = mean_errors(make_eval_step(graphdef, assets, cfg), params, stats,
+                          batch_iterator(eval_batches(data, ids, k)))
+        print(f"| {scale:g} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
 
 
 if __name__ == "__main__":

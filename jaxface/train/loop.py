@@ -102,6 +102,18 @@ def _check_data(cfg, n_devices: int) -> list[pathlib.Path]:
     return dirs
 
 
+def _check_same_optimiser(cfg, workdir: pathlib.Path) -> None:
+    """A run resumes with the optimiser it was saved with (its state's structure)."""
+    saved = workdir / "config.json"
+    if not saved.is_file() or not (workdir / "checkpoints").is_dir():
+        return
+    before = with_optimiser_of(cfg, json.loads(saved.read_text())["optim"]).optim
+    for field in ("name", "schedule"):
+        if before[field] != cfg.optim[field]:
+            raise ConfigError(f"{workdir} was trained with optim.{field}={before[field]!r}; "
+                              "resume with the same or use a new work dir")
+
+
 def _initial_state(cfg, workdir, checkpoints, params, stats):
     """The resume order of the module docstring -> (state, how it started)."""
     state = init_state(params, stats, cfg, cfg.train.seed)
@@ -137,6 +149,7 @@ def train_and_evaluate(cfg, workdir: str | os.PathLike | None = None,
     data_dirs = _check_data(cfg, mesh.size)
     chief = jax.process_index() == 0
     workdir.mkdir(parents=True, exist_ok=True)
+    _check_same_optimiser(cfg, workdir)
     if chief:
         (workdir / "config.json").write_text(cfg.to_json_best_effort(indent=2))
     backend = resolve_backend(cfg.render.backend)

@@ -149,6 +149,17 @@ def test_missing_data_and_bad_stage_are_clear_errors(tmp_path, capsys):
     assert "train.stage must be one of" in capsys.readouterr().err
 
 
+def test_resuming_with_another_optimiser_is_a_clear_error(data, tmp_path, capsys):
+    work = tmp_path / "w"
+    (work / "checkpoints").mkdir(parents=True)
+    saved = json.dumps({"optim": {"name": "adam", "lr": 1e-4}})   # from before optim.schedule
+    (work / "config.json").write_text(saved)
+    assert main(["train", *_args(data, 1), "--config.optim.schedule=cosine",
+                 f"--workdir={work}"]) == 2
+    assert "trained with optim.schedule='constant'" in capsys.readouterr().err
+    assert (work / "config.json").read_text() == saved
+
+
 @pytest.mark.slow
 def test_non_finite_steps_in_a_row_stop_the_run_with_the_last_checkpoint_intact(data, tmp_path):
     """Every batch has NaN landmarks: no step is applied, and after
