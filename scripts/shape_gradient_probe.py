@@ -150,11 +150,12 @@ def main() -> None:
         parser.error("--rotation-error-deg needs --aligned")
     cfg = load_config(config_args)
     assets = load_assets(cfg)
-    graphdef, params, stats = nnx.split(build_network(cfg.model, assets.sizes, cfg.train.seed),
-                                        nnx.Param, nnx.BatchStat)
     if args.run:
-        _, _, _, params, stats, step, _ = load_run(args.run, "last")
+        _, _, graphdef, params, stats, step, _ = load_run(args.run, "last")
         print(f"{args.run}: step {step}")
+    else:
+        graphdef, params, stats = nnx.split(
+            build_network(cfg.model, assets.sizes, cfg.train.seed), nnx.Param, nnx.BatchStat)
     group_size = cfg.data.images_per_identity
     data = grouped_batches(cfg.data.dir, cfg.data.identities_per_batch, group_size,
                            cfg.train.seed)

@@ -75,13 +75,16 @@ def main() -> None:
     data = str(cfg.data.dir).split(",")[0]
     eval_step = make_eval_step(graphdef, assets, cfg)
     ids, k = cfg.data.identities_per_batch, cfg.data.images_per_identity
-    held_out = mean_errors(eval_step, params, stats, batch_iterator(eval_batches(data, ids, k)))
+
+    def on_held_out(eval_step, stats):
+        return mean_errors(eval_step, params, stats, batch_iterator(eval_batches(data, ids, k)))
+
+    held_out = on_held_out(eval_step, stats)
     train, keys = batch_iterator(grouped_batches([data], ids, k, seed=123)), train_keys(cfg)
     first = [next(train) for _ in range(args.batches)]
     first = [{key: batch[key] for key in keys} for batch in first]
     precise = precise_statistics(graphdef, params, stats, first, cfg, assets.sizes)
-    held_out_precise = mean_errors(eval_step, params, precise,
-                                   batch_iterator(eval_batches(data, ids, k)))
+    held_out_precise = on_held_out(eval_step, precise)
     on_train = mean_errors(eval_step, params, stats, itertools.islice(
         batch_iterator(eval_batches(data, args.train_images, 1, "train")), 1))
     print(f"{args.run} (step {step}), evaluated in inference mode on DECA's test crop")
@@ -96,11 +99,10 @@ def main() -> None:
     if args.crop_scales:
         print("\n| held-out, test crop scale | " + " | ".join(METRICS) + " |")
         print("|---|" + "---:|" * len(METRICS))
-    for scale in args.crop_scales:
-        cfg.data.crop_scale = scale
-        row = mean_errors(make_eval_step(graphdef, assets, cfg), params, stats,
-                          batch_iterator(eval_batches(data, ids, k)))
-        print(f"| {scale:g} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
+        for scale in args.crop_scales:
+            cfg.data.crop_scale = scale
+            row = on_held_out(make_eval_step(graphdef, assets, cfg), stats)
+            print(f"| {scale:g} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
 
 
 if __name__ == "__main__":
