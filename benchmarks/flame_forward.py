@@ -1,6 +1,6 @@
 """FLAME forward and forward+backward: jit-compiled jnp vs PyTorch (its own LBS and smplx's).
 
-    python benchmarks/flame_forward.py [--batches 1 8 64] [--repeats 30]
+    python benchmarks/flame_forward.py [--batches 1 8 64] [--repeats 30] [--system-malloc]
 
 Both sides run the same computation in float32 on the CPU, on the synthetic head (5023
 vertices, 100 shape / 50 expression components): blend shapes, joint regression, Rodrigues,
@@ -10,8 +10,11 @@ outputs w.r.t. shape, expression and pose. The PyTorch version is written here f
 formula (torch is the optional `torch` extra; without it only the JAX column is printed),
 and smplx's FLAME layer (the reference implementation most FLAME users run; the same head
 written in its layout by ``flame.save_smplx_flame``, with its contour landmarks). Reported:
-median wall time over the repeats after warm-up, and the ratios torch / jax and smplx / jax
-(> 1 means JAX is faster).
+median wall time over the repeats after warm-up (JAX for every batch size first), and the
+ratios torch / jax and smplx / jax (> 1 means JAX is faster). As the ``jaxface`` command
+does, the process first keeps freed heap memory mapped (:mod:`jaxface.host_memory`; both
+sides allocate with malloc); ``--system-malloc`` leaves glibc's default, under which XLA's
+buffers are page-faulted in again on every call.
 """
 
 from __future__ import annotations
@@ -27,16 +30,19 @@ import numpy as np
 from timing import median_seconds
 
 from jaxface import flame
+from jaxface.host_memory import keep_freed_memory_mapped
 
 
 def jax_runners(model, shape, expression, pose):
-    def loss(s, e, p):
-        out = flame.forward(model, s, e, p)
+    """Forward and forward+backward, the model an argument of the compiled programs (as in
+    training: closed over, its arrays would be constants of the program)."""
+    def loss(m, s, e, p):
+        out = flame.forward(m, s, e, p)
         return sum(jnp.sum(x * x) for x in out)
 
-    fwd = jax.jit(lambda s, e, p: flame.forward(model, s, e, p))
-    grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
-    args = tuple(jnp.asarray(a) for a in (shape, expression, pose))
+    fwd = jax.jit(flame.forward)
+    grad = jax.jit(jax.value_and_grad(loss, argnums=(1, 2, 3)))
+    args = (model, *(jnp.asarray(a) for a in (shape, expression, pose)))
     return (lambda: jax.block_until_ready(fwd(*args)),
             lambda: jax.block_until_ready(grad(*args)))
 
@@ -138,7 +144,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="leave glibc's trimming of freed memory as it is")
     args = parser.parse_args()
+    kept = not args.system_malloc and keep_freed_memory_mapped()
     model = flame.synthetic_flame()
     arrays = model.arrays()
     try:
@@ -154,36 +163,38 @@ def main():
         flame.save_smplx_flame(smplx_folder, model)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
           f"jax {jax.__version__} on {jax.devices()[0].platform}"
-          + (f"; torch {torch.__version__}, {torch.get_num_threads()} threads" if torch else ""))
+          + (f"; torch {torch.__version__}, {torch.get_num_threads()} threads" if torch else "")
+          + f"; freed heap kept mapped: {'yes' if kept else 'no'}")
     rng = np.random.default_rng(0)
+    inputs = {b: (rng.normal(size=(b, 100)).astype(np.float32),
+                  rng.normal(size=(b, 50)).astype(np.float32),
+                  rng.normal(scale=0.2, size=(b, 15)).astype(np.float32)) for b in args.batches}
+    # JAX first, for every batch size, before PyTorch runs anything: timed after PyTorch, JAX
+    # ran up to 2x slower (PyTorch's idle OpenMP threads spin on the cores for a while).
+    times = {b: [[median_seconds(fn, args.repeats) * 1e3]
+                 for fn in jax_runners(model, *inputs[b])] for b in args.batches}
+    for b in args.batches:
+        shape, expression, pose = inputs[b]
+        others = []
+        if torch is not None:
+            tf, tb, tforward = torch_runners(arrays, shape, expression, pose)
+            got = np.asarray(flame.forward(model, *map(jnp.asarray, inputs[b])).vertices)
+            with torch.no_grad():
+                want = tforward(*map(torch.from_numpy, inputs[b]))[0].numpy()
+            assert np.abs(got - want).max() < 1e-4, "the two implementations disagree"
+            others.append((tf, tb))
+        if smplx_folder is not None:
+            others.append(smplx_runners(smplx_folder, shape, expression, pose))
+        for forward_fn, backward_fn in others:
+            times[b][0].append(median_seconds(forward_fn, args.repeats) * 1e3)
+            times[b][1].append(median_seconds(backward_fn, args.repeats) * 1e3)
     header = f"{'B':>4} {'pass':<17} {'jax ms':>9}"
     print(header + (f" {'torch ms':>9} {'torch/jax':>9}" if torch else "")
           + (f" {'smplx ms':>9} {'smplx/jax':>9}" if smplx_folder else ""))
     for b in args.batches:
-        shape = rng.normal(size=(b, 100)).astype(np.float32)
-        expression = rng.normal(size=(b, 50)).astype(np.float32)
-        pose = rng.normal(scale=0.2, size=(b, 15)).astype(np.float32)
-        jf, jb = jax_runners(model, shape, expression, pose)
-        runs = [("forward", jf), ("forward+backward", jb)]
-        if torch is not None:
-            tf, tb, tforward = torch_runners(arrays, shape, expression, pose)
-            got = np.asarray(flame.forward(model, *map(jnp.asarray, (shape, expression, pose)))
-                             .vertices)
-            with torch.no_grad():
-                want = tforward(*map(torch.from_numpy, (shape, expression, pose)))[0].numpy()
-            assert np.abs(got - want).max() < 1e-4, "the two implementations disagree"
-            runs = [("forward", jf, tf), ("forward+backward", jb, tb)]
-        if smplx_folder is not None:
-            sf, sb = smplx_runners(smplx_folder, shape, expression, pose)
-            runs = [(*runs[0], sf), (*runs[1], sb)]
-        for name, *fns in runs:
-            tj = median_seconds(fns[0], args.repeats) * 1e3
-            line = f"{b:>4} {name:<17} {tj:>9.2f}"
-            for other in fns[1:]:
-                tt = median_seconds(other, args.repeats) * 1e3
-                line += f" {tt:>9.2f} {tt / tj:>9.2f}"
-            print(line, flush=True)
-
+        for name, (tj, *others) in zip(("forward", "forward+backward"), times[b], strict=True):
+            print(f"{b:>4} {name:<17} {tj:>9.2f}"
+                  + "".join(f" {tt:>9.2f} {tt / tj:>9.2f}" for tt in others))
 
 if __name__ == "__main__":
     main()

@@ -14,11 +14,18 @@ from jaxface.flame.loading import (
     save_flame_npz,
     save_smplx_flame,
 )
-from jaxface.flame.model import JOINT_NAMES, FlameModel, FlameOutput, with_dtype
+from jaxface.flame.model import (
+    JOINT_NAMES,
+    FlameModel,
+    FlameOutput,
+    with_dtype,
+    with_file_arrays,
+)
 from jaxface.flame.synthetic import synthetic_flame, synthetic_head_arrays
 
 __all__ = [
     "JOINT_NAMES", "AlbedoModel", "FlameModel", "FlameOutput", "albedo_map", "forward",
     "load_albedo", "load_face_model", "load_flame", "load_landmark_embedding", "save_flame_npz",
     "save_smplx_flame", "synthetic_flame", "synthetic_head_arrays", "with_dtype",
+    "with_file_arrays",
 ]

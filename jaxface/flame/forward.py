@@ -43,8 +43,8 @@ def forward(model: FlameModel, shape_BxS: jax.Array, expression_BxE: jax.Array,
     if pose_Bx15.shape != (b, 3 * n_joints):
         raise ValueError(f"pose must be (B, {3 * n_joints}) axis-angle, got {pose_Bx15.shape}")
     cast = lambda a: a.astype(dtype)  # noqa: E731
-    shapedirs = cast(model.shapedirs[..., : shape_BxS.shape[-1]])
-    exprdirs = cast(model.exprdirs[..., : expression_BxE.shape[-1]])
+    shapedirs = cast(model.shapedirs[: shape_BxS.shape[-1]])
+    exprdirs = cast(model.exprdirs[: expression_BxE.shape[-1]])
 
     v_shaped = cast(model.v_template) + lbs.blend_shapes(shape_BxS.astype(dtype), shapedirs)
     v_shaped = v_shaped + lbs.blend_shapes(expression_BxE.astype(dtype), exprdirs)

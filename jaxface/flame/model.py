@@ -24,10 +24,15 @@ class FlameModel:
 
     Attributes:
       v_template: (V, 3) rest-pose template.
-      shapedirs: (V, 3, S) identity blend shapes (scaled PCA basis: beta ~ N(0, 1)).
-      exprdirs: (V, 3, E) expression blend shapes.
-      posedirs: (V, 3, 9*(J-1)) pose correctives, driven by (R - I) of the non-root joints,
-        flattened joint-major then row-major, as in FLAME's ``generic_model.pkl``.
+      shapedirs: (S, V, 3) identity blend shapes, component-major: ``shapedirs[k]`` is the
+        k-th displacement field (scaled PCA basis: beta ~ N(0, 1)). FLAME's files hold them
+        as (V, 3, S); they are moved once here (and back by :meth:`arrays`) so that a blend is
+        one (B, S) x (S, V*3) product: from (V, 3, S), XLA's CPU backend transposed every
+        basis on every call (~7 ms of FLAME's 26 ms forward+backward at B = 64).
+      exprdirs: (E, V, 3) expression blend shapes, component-major.
+      posedirs: (9*(J-1), V, 3) pose correctives, component-major, driven by (R - I) of the
+        non-root joints, flattened joint-major then row-major, as in FLAME's
+        ``generic_model.pkl``.
       j_regressor: (J, V) dense joint regressor.
       lbs_weights: (V, J) skinning weights, rows sum to 1.
       faces: (F, 3) int32 triangle vertex indices, counter-clockwise seen from outside.
@@ -63,15 +68,19 @@ class FlameModel:
 
     @property
     def n_shape(self) -> int:
-        return self.shapedirs.shape[-1]
+        return self.shapedirs.shape[0]
 
     @property
     def n_expression(self) -> int:
-        return self.exprdirs.shape[-1]
+        return self.exprdirs.shape[0]
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Copies of the model's arrays as NumPy, keyed by field name (``parents`` included)."""
+        """Copies of the model's arrays as NumPy in FLAME's file layout (what
+        :func:`model_from_arrays` takes: the bases (V, 3, K)), keyed by field name
+        (``parents`` included)."""
         out = {f.name: np.array(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        for key in _BASES:
+            out[key] = np.ascontiguousarray(np.moveaxis(out[key], 0, -1))
         out["parents"] = np.asarray(self.parents, np.int32)
         return out
 
@@ -103,7 +112,8 @@ class FlameOutput(NamedTuple):
 
 def expected_shapes(n_vertices: int, n_faces: int, n_uvs: int, n_joints: int,
                     n_shape: int, n_expression: int) -> dict[str, tuple[int, ...]]:
-    """Shape of every :class:`FlameModel` field, for validating files of any FLAME-like size."""
+    """Shape of every array of a FLAME-format file (the bases in the file's (V, 3, K)
+    layout), for validating files of any FLAME-like size."""
     return {
         "v_template": (n_vertices, 3),
         "shapedirs": (n_vertices, 3, n_shape),
@@ -125,10 +135,12 @@ def expected_shapes(n_vertices: int, n_faces: int, n_uvs: int, n_joints: int,
 
 
 _INT_FIELDS = ("faces", "uv_faces", "static_lmk_faces", "dynamic_lmk_faces", "full_lmk_faces")
+_BASES = ("shapedirs", "exprdirs", "posedirs")   # (V, 3, K) in files, (K, V, 3) in FlameModel
 
 
 def model_from_arrays(arrays: dict[str, np.ndarray], source: str = "arrays") -> FlameModel:
-    """Validates a dict of arrays (keys as :class:`FlameModel` fields) and builds the model.
+    """Validates a dict of arrays (keys as :class:`FlameModel` fields, the bases in FLAME's
+    (V, 3, K) file layout) and builds the model.
 
     Raises:
       AssetError: naming the missing key, or the key whose shape or contents are wrong and what
@@ -162,8 +174,20 @@ def model_from_arrays(arrays: dict[str, np.ndarray], source: str = "arrays") -> 
         if key == "parents":
             continue
         dtype = jnp.int32 if key in _INT_FIELDS else jnp.float32
-        values[key] = jnp.asarray(np.asarray(arrays[key]), dtype)
+        value = np.asarray(arrays[key])
+        if key in _BASES:
+            value = np.moveaxis(value, -1, 0)
+        values[key] = jnp.asarray(value, dtype)
     return FlameModel(**values, parents=parents)
+
+
+def with_file_arrays(model: FlameModel, arrays: dict) -> FlameModel:
+    """``model`` with every array field taken from ``arrays`` in FLAME's file layout (what
+    :meth:`FlameModel.arrays` gives; NumPy or traced, e.g. the inputs of an exported
+    function), ``parents`` kept. The arrays must have the shapes of ``model``'s own."""
+    fields = [f.name for f in dataclasses.fields(FlameModel) if f.name != "parents"]
+    return dataclasses.replace(model, **{
+        k: jnp.moveaxis(arrays[k], -1, 0) if k in _BASES else arrays[k] for k in fields})
 
 
 def with_dtype(model: FlameModel, dtype) -> FlameModel:

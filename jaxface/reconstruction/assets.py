@@ -117,8 +117,7 @@ def with_face_model_arrays(assets: FaceAssets, arrays: dict) -> FaceAssets:
     (:func:`face_model_arrays`' keys; e.g. the inputs of an exported function, so that its
     program does not hold the face model) and its derived topology kept. The arrays must
     have the shapes of ``assets``' own."""
-    fields = [f.name for f in dataclasses.fields(flame.FlameModel) if f.name != "parents"]
-    model = dataclasses.replace(assets.model, **{k: arrays[k] for k in fields})
+    model = flame.with_file_arrays(assets.model, arrays)
     albedo = flame.AlbedoModel(arrays["albedo_mean"], arrays["albedo_basis"])
     return assets._replace(model=model, albedo=albedo,
                            **{k: arrays[k] for k in UV_REGION_KEYS})

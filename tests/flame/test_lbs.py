@@ -98,3 +98,33 @@ def test_gradient_is_finite_at_zero_pose(model):
 
     g = np.asarray(jax.jit(jax.grad(loss))(jnp.zeros((1, 15))))
     assert np.all(np.isfinite(g)) and np.any(g != 0)
+
+
+def test_skinning_backward_matches_the_formula_and_finite_differences(model, rng, x64):
+    """lbs.skin's hand-written backward against NumPy's float64 gradient of the formula
+    x'_v = sum_j w_vj (R_j x_v + t_j), for all three arguments, and a central difference."""
+    b, v, j = 3, 40, 5
+    verts = rng.normal(size=(b, v, 3))
+    mats = rng.normal(size=(b, j, 3, 4))
+    weights = rng.dirichlet(np.ones(j), size=v)
+    cotangent = rng.normal(size=(b, v, 3))
+    out, pullback = jax.vjp(flame.lbs.skin, *map(jnp.asarray, (verts, mats, weights)))
+    d_verts, d_mats, d_weights = (np.asarray(g) for g in pullback(jnp.asarray(cotangent)))
+
+    homogeneous = np.concatenate([verts, np.ones((b, v, 1))], -1)
+    per_joint = np.einsum("bjmn,bvn->bvjm", mats, homogeneous)    # R_j x_v + t_j
+    np.testing.assert_allclose(np.asarray(out), np.einsum("vj,bvjm->bvm", weights, per_joint),
+                               atol=1e-12)
+    np.testing.assert_allclose(d_weights, np.einsum("bvm,bvjm->vj", cotangent, per_joint),
+                               atol=1e-12)
+    np.testing.assert_allclose(
+        d_mats, np.einsum("vj,bvm,bvn->bjmn", weights, cotangent, homogeneous), atol=1e-12)
+    np.testing.assert_allclose(
+        d_verts, np.einsum("vj,bjmn,bvm->bvn", weights, mats[..., :3], cotangent), atol=1e-12)
+
+    args = [jnp.asarray(a) for a in (verts, mats, weights)]
+    for i, grad in enumerate((d_verts, d_mats, d_weights)):
+        def loss(x, i=i):
+            return jnp.sum(flame.lbs.skin(*args[:i], x, *args[i + 1:]) * cotangent)
+        assert_directional_derivative(loss, args[i], grad, rng.normal(size=grad.shape),
+                                      eps=1e-6)

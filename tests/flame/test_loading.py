@@ -147,6 +147,21 @@ def test_npz_round_trip(tmp_path, model):
     assert small.n_shape == 10 and small.n_expression == 5
 
 
+def test_bases_are_stored_component_major_and_files_keep_their_layout(model, head_arrays):
+    """FlameModel holds component k of each basis as a (V, 3) field; arrays() and
+    with_file_arrays speak FLAME's (V, 3, K) file layout."""
+    np.testing.assert_array_equal(np.asarray(model.shapedirs[7]),
+                                  head_arrays["shapedirs"][:, :, 7].astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(model.posedirs[20]),
+                                  head_arrays["posedirs"][:, :, 20].astype(np.float32))
+    arrays = model.arrays()
+    assert arrays["exprdirs"].shape == (model.n_vertices, 3, model.n_expression)
+    rebuilt = flame.with_file_arrays(model, arrays)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(np.asarray(getattr(rebuilt, key)), np.asarray(
+            getattr(model, key)) if key != "parents" else value)
+
+
 def test_pickle_needs_embedding_and_uvs(flame_files):
     pkl, obj, emb = flame_files
     with pytest.raises(AssetError, match="landmark embedding.*landmark_embedding.npy"):
