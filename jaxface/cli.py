@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxface.assets import AssetError
 from jaxface.configs import ConfigError
+from jaxface.host_memory import keep_freed_memory_mapped
 
 
 def describe(model) -> str:
@@ -46,7 +47,7 @@ def describe(model) -> str:
         f"vertices {model.n_vertices}, triangles {model.faces.shape[0]}, "
         f"uv coordinates {model.uvs.shape[0]}",
         f"shape components {model.n_shape}, expression components {model.n_expression}, "
-        f"pose correctives {model.posedirs.shape[-1]}",
+        f"pose correctives {model.posedirs.shape[0]}",
         f"extent (x, y, z) = ({extent[0]:.3f}, {extent[1]:.3f}, {extent[2]:.3f}) m",
         "joints (rest pose, m):",
     ]
@@ -671,6 +672,7 @@ def stamp_unbounded_cache_entries(cache_dir: pathlib.Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args, rest = build_parser().parse_known_args(argv)
     use_compilation_cache()
+    keep_freed_memory_mapped()
     if getattr(args, "config_args", None):
         args.config_args = rest  # --config=... and its overrides, parsed by ml_collections
     elif rest:

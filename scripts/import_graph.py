@@ -16,7 +16,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "jaxface"
 # Lower number = lower layer; a room may import rooms of a lower number only (and itself).
 LAYERS = {
-    "assets": 0, "configs": 0,
+    "assets": 0, "configs": 0, "host_memory": 0,
     "geometry": 1,
     "flame": 2, "render": 2,
     "models": 3,
