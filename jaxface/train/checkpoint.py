@@ -40,6 +40,12 @@ def incomplete_checkpoints(folder: pathlib.Path) -> list[pathlib.Path]:
         TMP_MARKER in p.name or (p.name.isdigit() and not (p / COMPLETE_MARKER).exists())))
 
 
+def has_complete_checkpoint(folder: pathlib.Path) -> bool:
+    """Whether a checkpoint folder holds a step whose save was finalised."""
+    return folder.is_dir() and any(p.is_dir() and p.name.isdigit()
+                                   and (p / COMPLETE_MARKER).exists() for p in folder.iterdir())
+
+
 def remove_incomplete(root: pathlib.Path) -> list[pathlib.Path]:
     """Removes :func:`incomplete_checkpoints` of ``root/checkpoints`` and ``root/best``;
     returns what it removed."""

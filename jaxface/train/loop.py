@@ -26,7 +26,12 @@ from jaxface.models.network import sync_batch_norm
 from jaxface.models.torchvision import initialize_from_imagenet
 from jaxface.reconstruction.assets import load_assets
 from jaxface.render.backend import resolve_backend
-from jaxface.train.checkpoint import Checkpoints, best_variables, restore_state
+from jaxface.train.checkpoint import (
+    Checkpoints,
+    best_variables,
+    has_complete_checkpoint,
+    restore_state,
+)
 from jaxface.train.metrics_log import MetricsLog
 from jaxface.train.periodic import Evaluation, StepMetrics, StopOnSignal
 from jaxface.train.preview import PREVIEW_COLUMNS, make_preview
@@ -103,9 +108,11 @@ def _check_data(cfg, n_devices: int) -> list[pathlib.Path]:
 
 
 def _check_same_optimiser(cfg, workdir: pathlib.Path) -> None:
-    """A run resumes with the optimiser it was saved with (its state's structure)."""
+    """A run resumes with the optimiser it was saved with (its state's structure). A work dir
+    without a finished checkpoint (killed before its first save) restores nothing: any
+    optimiser may start there."""
     saved = workdir / "config.json"
-    if not saved.is_file() or not (workdir / "checkpoints").is_dir():
+    if not saved.is_file() or not has_complete_checkpoint(workdir / "checkpoints"):
         return
     before = with_optimiser_of(cfg, json.loads(saved.read_text())["optim"]).optim
     for field in ("name", "schedule"):

@@ -14,8 +14,8 @@ import pytest
 from jaxface.cli import main
 from jaxface.configs import load_config
 from jaxface.data.synthetic import SynthSettings, generate
-from jaxface.train.checkpoint import Checkpoints, restore_state
-from jaxface.train.loop import train_and_evaluate
+from jaxface.train.checkpoint import COMPLETE_MARKER, Checkpoints, restore_state
+from jaxface.train.loop import _check_same_optimiser, train_and_evaluate
 
 ROOT = pathlib.Path(__file__).parents[2]
 CONFIG = ROOT / "configs" / "synthetic.py"
@@ -151,9 +151,13 @@ def test_missing_data_and_bad_stage_are_clear_errors(tmp_path, capsys):
 
 def test_resuming_with_another_optimiser_is_a_clear_error(data, tmp_path, capsys):
     work = tmp_path / "w"
-    (work / "checkpoints").mkdir(parents=True)
+    (work / "checkpoints" / "5").mkdir(parents=True)
     saved = json.dumps({"optim": {"name": "adam", "lr": 1e-4}})   # from before optim.schedule
     (work / "config.json").write_text(saved)
+    cfg = load_config([f"--config={CONFIG}", "--config.optim.schedule=cosine"])
+    # Killed before its first save finished (no completion marker): nothing is restored.
+    _check_same_optimiser(cfg, work)
+    (work / "checkpoints" / "5" / COMPLETE_MARKER).write_text("{}")
     assert main(["train", *_args(data, 1), "--config.optim.schedule=cosine",
                  f"--workdir={work}"]) == 2
     assert "trained with optim.schedule='constant'" in capsys.readouterr().err
