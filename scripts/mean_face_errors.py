@@ -22,11 +22,8 @@ from jaxface.reconstruction.predict import coarse_geometry, reconstruction_error
 from jaxface.train.periodic import mean_errors
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", help="also write the errors to this JSON file")
-    args, config_args = parser.parse_known_args()
-    cfg = load_config(config_args)
+def mean_face_errors(cfg) -> dict[str, float]:
+    """The eval's mean errors over ``cfg.data.eval_split`` when every parameter is zero."""
     assets = load_assets(cfg)
     data = eval_batches(cfg.data.dir, cfg.data.identities_per_batch,
                         cfg.data.images_per_identity, cfg.data.eval_split)
@@ -40,12 +37,19 @@ def main() -> None:
                                      assets.model)
 
     step = jit_with_assets(errors, assets)
-    mean = mean_errors(lambda params, stats, batch: step(batch), None, None, data)
+    return mean_errors(lambda params, stats, batch: step(batch), None, None, data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", help="also write the errors to this JSON file")
+    args, config_args = parser.parse_known_args()
+    cfg = load_config(config_args)
+    mean = mean_face_errors(cfg)
     print(f"mean face on the {cfg.data.eval_split} split: " + ", ".join(
         f"{k} {v:.3f}" for k, v in mean.items()))
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps(mean, indent=2))
-
 
 if __name__ == "__main__":
     main()
