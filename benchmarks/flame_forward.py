@@ -11,10 +11,10 @@ formula (torch is the optional `torch` extra; without it only the JAX column is 
 and smplx's FLAME layer (the reference implementation most FLAME users run; the same head
 written in its layout by ``flame.save_smplx_flame``, with its contour landmarks). Reported:
 median wall time over the repeats after warm-up (JAX for every batch size first), and the
-ratios torch / jax and smplx / jax (> 1 means JAX is faster). As the ``jaxface`` command
-does, the process first keeps freed heap memory mapped (:mod:`jaxface.host_memory`; both
-sides allocate with malloc); ``--system-malloc`` leaves glibc's default, under which XLA's
-buffers are page-faulted in again on every call.
+ratios torch / jax and smplx / jax (> 1 means JAX is faster). The process first keeps freed
+heap memory mapped (:mod:`jaxface.host_memory`; both sides allocate with malloc);
+``--system-malloc`` leaves glibc's default, under which XLA's buffers are page-faulted in
+again on every call.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ import numpy as np
 
 from jaxface.assets import AssetError
 from jaxface.configs import ConfigError
-from jaxface.host_memory import keep_freed_memory_mapped
 
 
 def describe(model) -> str:
@@ -672,7 +671,6 @@ def stamp_unbounded_cache_entries(cache_dir: pathlib.Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args, rest = build_parser().parse_known_args(argv)
     use_compilation_cache()
-    keep_freed_memory_mapped()
     if getattr(args, "config_args", None):
         args.config_args = rest  # --config=... and its overrides, parsed by ml_collections
     elif rest:
