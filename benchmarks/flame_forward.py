@@ -196,5 +196,6 @@ def main():
             print(f"{b:>4} {name:<17} {tj:>9.2f}"
                   + "".join(f" {tt:>9.2f} {tt / tj:>9.2f}" for tt in others))
 
+
 if __name__ == "__main__":
     main()

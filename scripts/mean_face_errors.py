@@ -51,5 +51,6 @@ def main() -> None:
     if args.out:
         pathlib.Path(args.out).write_text(json.dumps(mean, indent=2))
 
+
 if __name__ == "__main__":
     main()

@@ -174,10 +174,7 @@ def model_from_arrays(arrays: dict[str, np.ndarray], source: str = "arrays") -> 
         if key == "parents":
             continue
         dtype = jnp.int32 if key in _INT_FIELDS else jnp.float32
-        value = np.asarray(arrays[key])
-        if key in _BASES:
-            value = np.moveaxis(value, -1, 0)
-        values[key] = jnp.asarray(value, dtype)
+        values[key] = jnp.asarray(_in_model_layout(key, np.asarray(arrays[key])), dtype)
     return FlameModel(**values, parents=parents)
 
 
@@ -186,8 +183,12 @@ def with_file_arrays(model: FlameModel, arrays: dict) -> FlameModel:
     :meth:`FlameModel.arrays` gives; NumPy or traced, e.g. the inputs of an exported
     function), ``parents`` kept. The arrays must have the shapes of ``model``'s own."""
     fields = [f.name for f in dataclasses.fields(FlameModel) if f.name != "parents"]
-    return dataclasses.replace(model, **{
-        k: jnp.moveaxis(arrays[k], -1, 0) if k in _BASES else arrays[k] for k in fields})
+    return dataclasses.replace(model, **{k: _in_model_layout(k, arrays[k]) for k in fields})
+
+
+def _in_model_layout(key: str, value):
+    """A field's array from FLAME's file layout: the bases (V, 3, K) -> (K, V, 3)."""
+    return jnp.moveaxis(value, -1, 0) if key in _BASES else value
 
 
 def with_dtype(model: FlameModel, dtype) -> FlameModel:

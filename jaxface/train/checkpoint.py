@@ -37,13 +37,17 @@ def incomplete_checkpoints(folder: pathlib.Path) -> list[pathlib.Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_dir() and (
-        TMP_MARKER in p.name or (p.name.isdigit() and not (p / COMPLETE_MARKER).exists())))
+        TMP_MARKER in p.name or (p.name.isdigit() and not _finalised(p))))
 
 
 def has_complete_checkpoint(folder: pathlib.Path) -> bool:
     """Whether a checkpoint folder holds a step whose save was finalised."""
-    return folder.is_dir() and any(p.is_dir() and p.name.isdigit()
-                                   and (p / COMPLETE_MARKER).exists() for p in folder.iterdir())
+    return folder.is_dir() and any(p.is_dir() and p.name.isdigit() and _finalised(p)
+                                   for p in folder.iterdir())
+
+
+def _finalised(step_dir: pathlib.Path) -> bool:
+    return (step_dir / COMPLETE_MARKER).exists()
 
 
 def remove_incomplete(root: pathlib.Path) -> list[pathlib.Path]:

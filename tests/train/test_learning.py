@@ -20,6 +20,7 @@ from jaxface.train.loop import train_and_evaluate
 from tests.script_loader import load_script
 
 CONFIG = pathlib.Path(__file__).parents[2] / "configs" / "synthetic.py"
+LEARNING = CONFIG.parent / "learning.py"
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +65,6 @@ def test_with_ground_truth_the_shape_error_falls(data, tmp_path):
     assert last["shape_mm"] < 0.5 * first["shape_mm"], evals
     assert last["mesh_mm"] < 0.5 * first["mesh_mm"], evals
     assert last["landmark_px"] < 0.6 * first["landmark_px"], evals
-
-
-LEARNING = CONFIG.parent / "learning.py"
 
 
 @pytest.mark.slow
