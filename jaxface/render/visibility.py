@@ -94,11 +94,13 @@ def _pixel_range(lo, hi, n):
 
 
 def _padded_order(member_N: jax.Array, chunk: int) -> jax.Array:
-    """Indices of the members first (in id order), then the rest, padded by one chunk so that
-    a chunk's ``dynamic_slice`` never reaches the end (where it would shift back and skip
-    members); padding entries lie past the member count and are masked out."""
-    order = jnp.argsort(~member_N).astype(jnp.int32)
-    return jnp.concatenate([order, jnp.zeros(chunk, jnp.int32)])
+    """Indices of the members (in id order), then zeros up to one chunk more than there are
+    triangles, so that a chunk's ``dynamic_slice`` never reaches the end (where it would shift
+    back and skip members); entries past the member count are masked out. A compaction by
+    prefix sum, not a sort: five argsorts of the batch's triangles were a fifth of the
+    rasterizer's time."""
+    size = member_N.shape[0] + chunk
+    return jnp.nonzero(member_N, size=size, fill_value=0)[0].astype(jnp.int32)
 
 
 def _splat(zbuf, ids, n_tri, tri_id_N, image_N, planes_Nx5x3, x0, y0, x1, y1, live_N, window,
