@@ -1,8 +1,11 @@
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxface import flame
 from jaxface.render import antialias, antialias_topology, interpolate, rasterize
 from tests.render.antialias_reference import antialias_reference, opposite_vertices
 
@@ -59,12 +62,18 @@ def test_topology_matches_edge_dictionary(rng, model):
     assert (got == -1).sum() > 0 and (got >= 0).mean() > 0.95  # the neck hole's rim
 
 
-def test_matches_reference_on_overlapping_meshes(rng, x64):
+# The candidate pairs gathered (a budget above their count: 2000 of the ~2200 pairs per
+# direction), every pair evaluated (a budget of 1, exceeded), and the default.
+BUDGETS = pytest.mark.parametrize("pair_budget", [2000, 1, None])
+
+
+@BUDGETS
+def test_matches_reference_on_overlapping_meshes(rng, x64, pair_budget):
     pos, faces = _scene(rng)
     rast, _ = rasterize(jnp.asarray(pos[None]), jnp.asarray(faces, jnp.int32), (H, W))
     color = rng.uniform(size=(1, H, W, 3)) * (np.asarray(rast[..., 3:]) > 0)
     got = np.asarray(antialias(jnp.asarray(color), rast, jnp.asarray(pos[None]),
-                               jnp.asarray(faces, jnp.int32)))[0]
+                               jnp.asarray(faces, jnp.int32), pair_budget=pair_budget))[0]
     want = antialias_reference(color[0], np.asarray(rast[0]), pos, faces)
     changed = np.any(want != color[0], -1)
     assert changed.sum() > 20  # not vacuous: many silhouette pixels blended (>= 40 in 300 seeds)
@@ -87,7 +96,22 @@ def test_batch_and_float32_agree_with_per_image(rng):
         assert close.mean() > 0.995
 
 
-def test_position_gradient_matches_finite_differences(rng, x64):
+def _jacobian_by_rows(fn, x, rows_per_call=512):
+    """jax.jacrev in chunks of output rows (the whole Jacobian at once would hold a vjp per
+    output pixel of every pair) -> (outputs..., x's shape), NumPy."""
+    out, vjp = jax.vjp(fn, x)
+    pull = jax.jit(jax.vmap(lambda ct: vjp(ct.reshape(out.shape))[0]))
+    rows = []
+    for start in range(0, out.size, rows_per_call):
+        index = np.arange(start, min(start + rows_per_call, out.size))
+        one_hot = np.zeros((index.size, out.size), np.asarray(out).dtype)
+        one_hot[np.arange(index.size), index] = 1.0
+        rows.append(np.asarray(pull(jnp.asarray(one_hot))))
+    return np.concatenate(rows).reshape(out.shape + x.shape)
+
+
+@BUDGETS
+def test_position_gradient_matches_finite_differences(rng, x64, pair_budget):
     pos, faces = _scene(rng)
     tri = jnp.asarray(faces, jnp.int32)
     rast, _ = rasterize(jnp.asarray(pos[None]), tri, (H, W))
@@ -95,15 +119,15 @@ def test_position_gradient_matches_finite_differences(rng, x64):
     weights = jnp.asarray(rng.normal(size=(1, H, W, 2)))
 
     def per_pixel(p):  # rast and color held fixed: only the blend depends on positions here
-        return antialias(color, rast, p[None], tri) * weights
+        return antialias(color, rast, p[None], tri, pair_budget=pair_budget) * weights
 
     p0 = jnp.asarray(pos)
     grad = np.asarray(jax.grad(lambda p: jnp.sum(per_pixel(p)))(p0))
     assert np.count_nonzero(np.any(grad != 0, -1)) > 10
+    jacobian = _jacobian_by_rows(per_pixel, p0)        # antialias has no forward mode
     for _ in range(3):
         d = rng.normal(size=pos.shape)
-        _, terms = jax.jvp(per_pixel, (p0,), (jnp.asarray(d),))
-        terms = np.asarray(terms)
+        terms = (jacobian.reshape(-1, d.size) @ d.reshape(-1)).reshape(H, W, 2)[None]
         np.testing.assert_allclose(np.sum(grad * d), terms.sum(), rtol=1e-10, atol=1e-10)
         # A pixel whose pair decision flips within eps of p0 jumps by a tiny amount (the blend
         # is ~0 where the decision sits), which the difference quotient divides by 2 eps
@@ -162,3 +186,29 @@ def test_moving_strip_covered_area_and_its_gradient(rng, x64, vertical):
     want = n_along * extent / (extent + 1e-3)
     np.testing.assert_allclose(grad[1] + grad[2], want, rtol=1e-9)  # the high edge
     np.testing.assert_allclose(grad[0] + grad[3], -want, rtol=1e-9)  # the low edge
+
+
+@pytest.mark.parametrize("size", [64, 224])
+def test_a_head_render_takes_the_compact_path(rng, model, size):
+    """The default budget (1/16 of the pairs) holds the candidate pairs of a head turned up to
+    70 degrees either way, so a face render evaluates a few percent of the pairs, not all."""
+    aa = importlib.import_module("jaxface.render.antialias")
+    b = 4
+    pose = np.zeros((b, 15), np.float32)
+    pose[:, :3] = rng.uniform(-1.2, 1.2, (b, 3)) * [0.3, 1.0, 0.2]
+    verts = flame.forward(model, jnp.asarray(rng.normal(size=(b, model.n_shape)), jnp.float32),
+                          jnp.zeros((b, model.n_expression)), jnp.asarray(pose)).vertices
+    verts = 7.0 * (verts - jnp.array([0.0, -0.02, 0.0]))
+    pos = jnp.concatenate([verts[..., :2], -0.5 * verts[..., 2:3], jnp.ones_like(verts[..., :1])],
+                          -1)
+    rast, _ = rasterize(pos, model.faces, (size, size))
+    corners, silhouette = aa._screen_triangles(pos, model.faces, antialias_topology(model.faces),
+                                               size, size)
+    ids = np.asarray(rast[..., 3]).astype(int)
+    has = np.asarray(jnp.any(silhouette, -1))
+    pixel_silhouette = (ids > 0) & has[np.arange(b)[:, None, None], np.maximum(ids - 1, 0)]
+    for axis in (0, 1):
+        n_pairs = b * size * (size - 1)
+        budget = n_pairs // aa._PAIR_BUDGET_DIVISOR
+        _, count = aa._compact_pairs(rast, jnp.asarray(pixel_silhouette), axis, budget)
+        assert 0.002 * n_pairs < int(count) <= budget, (int(count), n_pairs)
