@@ -106,9 +106,9 @@ def test_vmap_of_images_only_broadcasts_the_unmapped_geometry(stand_ins, rng):
     rast, _ = rasterize(pos, tri, (H, W), backend="jax")
     colors = jnp.asarray(rng.uniform(size=(4,) + rast.shape[:3] + (3,)), jnp.float32)
     got = jax.vmap(lambda c: antialias(c, rast, pos, tri, backend="nvdiffrast"))(colors)
-    for k in range(4):
+    for k in range(4):  # a batch of 4 and of 1 compile to differently fused float32 programs
         np.testing.assert_allclose(np.asarray(got[k]), np.asarray(
-            antialias(colors[k], rast, pos, tri, backend="jax")), rtol=1e-6, atol=1e-7)
+            antialias(colors[k], rast, pos, tri, backend="jax")), rtol=1e-5, atol=1e-6)
 
 
 def test_triangles_cannot_be_vmapped(stand_ins, rng):
