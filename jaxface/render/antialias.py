@@ -108,17 +108,17 @@ def _examined(rast0, rast1):
     return id0, id1, first, jnp.maximum(jnp.where(first, id0, id1) - 1, 0)
 
 
-def _pair_alpha(rast0, rast1, centre0, tri_global, step, corners_Nx3x2, silhouette_Nx3, axis,
+def _pair_alpha(rast0, rast1, centre0, image, step, corners_BxTx3x2, silhouette_BxTx3, axis,
                 gradient_boost):
-    """Blend weight alpha of pixel pairs (p0, p1 = p0 + step) along ``axis`` (0: x, right
-    pairs; 1: y, down pairs), any leading shape. alpha > 0: p0 takes alpha of p1's colour;
-    alpha < 0: p1 takes -alpha of p0's. ``tri_global`` indexes the batch's triangles flattened
-    (image * T + triangle) in ``corners_Nx3x2`` / ``silhouette_Nx3``."""
-    id0, id1, first, _ = _examined(rast0, rast1)
-    sign = jnp.where(first, 1.0, -1.0).astype(corners_Nx3x2.dtype)    # towards the other pixel
+    """Blend weight alpha of pixel pairs (p0, p1 = p0 + step) of the batch's ``image`` along
+    ``axis`` (0: x, right pairs; 1: y, down pairs), any leading shape. alpha > 0: p0 takes
+    alpha of p1's colour; alpha < 0: p1 takes -alpha of p0's."""
+    id0, id1, first, tri = _examined(rast0, rast1)
+    sign = jnp.where(first, 1.0, -1.0).astype(corners_BxTx3x2.dtype)  # towards the other pixel
     centre = centre0 + jnp.where(first, 0.0, 1.0)[..., None] * step
-    p = corners_Nx3x2[tri_global] - centre[..., None, :]               # (..., 3, 2)
-    sil = silhouette_Nx3[tri_global]
+    tri_global = image * corners_BxTx3x2.shape[1] + tri               # into the flat batch
+    p = corners_BxTx3x2.reshape(-1, 3, 2)[tri_global] - centre[..., None, :]  # (..., 3, 2)
+    sil = silhouette_BxTx3.reshape(-1, 3)[tri_global]
     along, across = p[..., axis], p[..., 1 - axis]                     # (..., 3)
     a1, a2 = jnp.roll(along, -1, -1), jnp.roll(along, -2, -1)          # edge k's two corners
     c1, c2 = jnp.roll(across, -1, -1), jnp.roll(across, -2, -1)
@@ -150,11 +150,26 @@ def _pair_geometry(rast, axis):
     return ((height, width - 1), 1) if axis == 0 else ((height - 1, width), width)
 
 
+def _pair_ends(x_BxHxW, axis):
+    """The first and second pixels of every pair along ``axis`` of a (B, H, W, ...) array."""
+    if axis == 0:
+        return x_BxHxW[:, :, :-1], x_BxHxW[:, :, 1:]
+    return x_BxHxW[:, :-1], x_BxHxW[:, 1:]
+
+
+def _pixel_silhouette(rast, silhouette_BxTx3):
+    """Whether each pixel's triangle has a silhouette edge in this view (B, H, W); False on
+    the background."""
+    ids = rast[..., 3].astype(jnp.int32)
+    has_silhouette = jnp.any(silhouette_BxTx3, -1)
+    return (ids > 0) & jax.vmap(lambda per_tri, i: per_tri[i])(has_silhouette,
+                                                               jnp.maximum(ids - 1, 0))
+
+
 def _alpha_at(pair_K, rast, corners_BxTx3x2, silhouette_BxTx3, axis, gradient_boost):
     """alpha of the pairs numbered ``pair_K`` in (B, rows, cols) order (out of range: any
     value, to be dropped)."""
-    b, height, width = rast.shape[:3]
-    n_tri = corners_BxTx3x2.shape[1]
+    height, width = rast.shape[1:3]
     (rows, cols), offset = _pair_geometry(rast, axis)
     image, i, j = pair_K // (rows * cols), (pair_K // cols) % rows, pair_K % cols
     pixel = (image * height + i) * width + j
@@ -162,22 +177,16 @@ def _alpha_at(pair_K, rast, corners_BxTx3x2, silhouette_BxTx3, axis, gradient_bo
     first, second = flat[pixel], flat[pixel + offset]
     centre = jnp.stack([j, i], -1).astype(corners_BxTx3x2.dtype) + 0.5
     step = jnp.asarray([1.0, 0.0] if axis == 0 else [0.0, 1.0], corners_BxTx3x2.dtype)
-    tri = image * n_tri + _examined(first, second)[3]
-    return _pair_alpha(first, second, centre, tri, step, corners_BxTx3x2.reshape(-1, 3, 2),
-                       silhouette_BxTx3.reshape(-1, 3), axis, gradient_boost)
+    return _pair_alpha(first, second, centre, image, step, corners_BxTx3x2, silhouette_BxTx3,
+                       axis, gradient_boost)
 
 
 def _compact_pairs(rast, pixel_silhouette_BxHxW, axis, pair_budget):
     """The pairs that can blend: their pixels see different triangles and the examined one's
     has a silhouette edge (~1-3 % of a face render's pairs) -> (their numbers, padded with the
     pair count up to ``pair_budget``; how many there are)."""
-    (rows, cols), _ = _pair_geometry(rast, axis)
-    head = rast[:, :rows, :cols]
-    tail = rast[:, :, 1:] if axis == 0 else rast[:, 1:]
-    id0, id1, first, _ = _examined(head, tail)
-    silhouette = jnp.where(first, pixel_silhouette_BxHxW[:, :rows, :cols],
-                           (pixel_silhouette_BxHxW[:, :, 1:] if axis == 0
-                            else pixel_silhouette_BxHxW[:, 1:]))
+    id0, id1, first, _ = _examined(*_pair_ends(rast, axis))
+    silhouette = jnp.where(first, *_pair_ends(pixel_silhouette_BxHxW, axis))
     candidate = ((id0 != id1) & silhouette).reshape(-1)
     pair_K = jnp.nonzero(candidate, size=pair_budget, fill_value=candidate.shape[0])[0]
     return pair_K, jnp.sum(candidate)
@@ -275,24 +284,18 @@ def _antialias(color, rast, pos, tri_Tx3, topology, pos_gradient_boost, pair_bud
     pos = jnp.broadcast_to(pos[None] if pos.ndim == 2 else pos, (b,) + pos.shape[-2:])
     corners, silhouette = _screen_triangles(pos, tri_Tx3, topology, height, width)
     rast = jax.lax.stop_gradient(rast)
-    # Whether each pixel's triangle has a silhouette edge in this view (False: background).
-    ids = rast[..., 3].astype(jnp.int32)
-    pixel_silhouette = (ids > 0) & jax.vmap(lambda per_tri, i: per_tri[i])(
-        jnp.any(silhouette, -1), jnp.maximum(ids - 1, 0))
+    pixel_silhouette = _pixel_silhouette(rast, silhouette)
     out = color
     for axis in (0, 1):
-        n_pairs = b * (height * (width - 1) if axis == 0 else (height - 1) * width)
+        (rows, cols), _ = _pair_geometry(rast, axis)
+        n_pairs = b * rows * cols
         budget = n_pairs // _PAIR_BUDGET_DIVISOR if pair_budget is None else pair_budget
         pair_K, count = _compact_pairs(rast, pixel_silhouette, axis,
                                        max(1, min(budget, n_pairs)))
         alpha = _axis_alpha(rast, corners, silhouette, pair_K, count, axis,
                             pos_gradient_boost)[..., None]
-        n = (width if axis == 0 else height) - 1
-        head = (slice(None),) + ((slice(None), slice(0, n)) if axis == 0
-                                 else (slice(0, n), slice(None)))
-        tail = (slice(None),) + ((slice(None), slice(1, None)) if axis == 0
-                                 else (slice(1, None), slice(None)))
-        diff = color[tail] - color[head]
+        head, tail = _pair_ends(color, axis)
+        diff = tail - head
         to_first = jnp.where(alpha > 0, alpha * diff, 0.0)
         to_second = jnp.where(alpha < 0, alpha * diff, 0.0)
         pad_first = [(0, 0)] * 4

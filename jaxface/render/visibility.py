@@ -97,8 +97,8 @@ def _padded_order(member_N: jax.Array, chunk: int) -> jax.Array:
     """Indices of the members (in id order), then zeros up to one chunk more than there are
     triangles, so that a chunk's ``dynamic_slice`` never reaches the end (where it would shift
     back and skip members); entries past the member count are masked out. A compaction by
-    prefix sum, not a sort: five argsorts of the batch's triangles were a fifth of the
-    rasterizer's time."""
+    prefix sum, not a sort: five argsorts of the batch's triangles were ~20 % of the
+    rasterizer's forward in a trace."""
     size = member_N.shape[0] + chunk
     return jnp.nonzero(member_N, size=size, fill_value=0)[0].astype(jnp.int32)
 
